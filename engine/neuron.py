@@ -1,0 +1,138 @@
+"""The LIF neuron of the paper (eqs 1-5) as one fused scan over time with a hand-written backward.
+
+Time indices exactly as written in the paper (states are zero before t = 0)::
+
+    I[t] = a_i * I[t-1] + x[t-1]                      (eq 1, x[t] = sum_j w_ji S_j[t])
+    V[t] = a_v * V[t-1] + I[t-1] - Th * S[t-1]        (eq 2, subtractive reset by Th)
+    S[t] = 1 if V[t] >= Th else 0                     (eq 3)
+
+The spike function's derivative is replaced by the surrogate of eqs 4-5::
+
+    dS/dV = (s / tau) * exp(-|V - Th| / tau)          (eq 4)
+    dS/dTh = -dS/dV                                   (eq 5)
+
+Backward is full backpropagation through time of eqs 1-3 including the reset path
+(dV[t]/dS[t-1] = -Th and dV[t]/dTh = -S[t-1]). Only the voltage is stored for backward;
+spikes and surrogate values are recomputed from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["NeuronParams", "lif_scan", "surrogate"]
+
+
+@dataclass(frozen=True)
+class NeuronParams:
+    """Hyperparameters of the LIF neuron and its surrogate (paper Table 2)."""
+
+    current_decay: float = 0.75  # a_i = 1/tau_i in eq 1
+    voltage_decay: float = 0.97  # a_v = 1/tau_v in eq 2
+    surrogate_tau: float = 3.75  # tau, steepness of eq 4
+    surrogate_scale: float = 1.5  # s, scale of eq 4
+
+    def validate(self) -> None:
+        """Raise ValueError naming the parameter and its allowed range."""
+        for name in ("current_decay", "voltage_decay"):
+            value = getattr(self, name)
+            if not (0.0 < value <= 1.0):
+                raise ValueError(f"{name} must be in (0, 1], got {value}")
+        if not self.surrogate_tau > 0.0:
+            raise ValueError(f"surrogate tau must be > 0, got {self.surrogate_tau}")
+        if not self.surrogate_scale >= 0.0:
+            raise ValueError(f"surrogate scale s must be >= 0, got {self.surrogate_scale}")
+
+
+def surrogate(voltage: torch.Tensor, threshold: torch.Tensor, tau: float, scale: float) -> torch.Tensor:
+    """dS/dV of eq 4: (s / tau) * exp(-|V - Th| / tau)."""
+    return torch.exp(-(voltage - threshold).abs() / tau) * (scale / tau)
+
+
+class _LIFScan(torch.autograd.Function):
+    """Eqs 1-3 forward over all T steps; BPTT with the surrogate of eqs 4-5 backward."""
+
+    @staticmethod
+    def forward(ctx, x, threshold, current_decay, voltage_decay, tau, scale):
+        steps = x.shape[0]
+        voltage = torch.empty_like(x)
+        spikes = torch.empty_like(x)
+        current = torch.zeros_like(x[0])  # I[t-1]
+        v = torch.zeros_like(x[0])  # V[t-1]
+        s = torch.zeros_like(x[0])  # S[t-1]
+        for t in range(steps):
+            if t > 0:
+                # V[t] = a_v V[t-1] + I[t-1] - Th S[t-1]  (eq 2), then I[t] = a_i I[t-1] + x[t-1] (eq 1)
+                v = (v * voltage_decay).add_(current).sub_(s * threshold)
+                current = (current * current_decay).add_(x[t - 1])
+            voltage[t] = v
+            s = (v >= threshold).to(x.dtype)  # eq 3
+            spikes[t] = s
+        ctx.save_for_backward(voltage, threshold)
+        ctx.constants = (current_decay, voltage_decay, tau, scale)
+        return spikes, voltage
+
+    @staticmethod
+    def backward(ctx, grad_spikes, grad_voltage):
+        voltage, threshold = ctx.saved_tensors
+        current_decay, voltage_decay, tau, scale = ctx.constants
+        steps = voltage.shape[0]
+        if grad_spikes is None:
+            grad_spikes = torch.zeros_like(voltage)
+        if grad_voltage is None:
+            grad_voltage = torch.zeros_like(voltage)
+        spikes = (voltage >= threshold).to(voltage.dtype)
+        dspike_dv = surrogate(voltage, threshold, tau, scale)  # eq 4
+        grad_x = torch.zeros_like(voltage)
+        grad_s_all = torch.empty_like(voltage)  # dL/dS[t], all paths
+        grad_v_next = torch.zeros_like(voltage[0])  # dL/dV[t+1]
+        grad_i_next = torch.zeros_like(voltage[0])  # dL/dI[t+1]
+        grad_v_after = torch.zeros_like(voltage)  # dL/dV[t+1] stored at index t, for the Th reset term
+        for t in range(steps - 1, -1, -1):
+            # S[t] feeds the output and V[t+1] (reset, factor -Th)
+            grad_s = grad_spikes[t] - threshold * grad_v_next
+            grad_s_all[t] = grad_s
+            grad_v_after[t] = grad_v_next
+            # x[t] feeds I[t+1] with factor 1
+            grad_x[t] = grad_i_next
+            # I[t] feeds I[t+1] (a_i) and V[t+1] (1)
+            grad_i_next = grad_i_next * current_decay + grad_v_next
+            # V[t] feeds the output, S[t] (surrogate) and V[t+1] (a_v)
+            grad_v_next = grad_voltage[t] + dspike_dv[t] * grad_s + voltage_decay * grad_v_next
+        # Th enters through S[t] (eq 5: dS/dTh = -dS/dV) and the reset term -Th S[t] of V[t+1]
+        grad_threshold = -(dspike_dv * grad_s_all).sum(dim=(0, 1)) - (spikes * grad_v_after).sum(dim=(0, 1))
+        if threshold.dim() == 0:
+            grad_threshold = grad_threshold.sum()
+        return grad_x, grad_threshold, None, None, None, None
+
+
+def lif_scan(
+    x: torch.Tensor,
+    threshold: torch.Tensor | float,
+    current_decay: float = 0.75,
+    voltage_decay: float = 0.97,
+    tau: float = 3.75,
+    scale: float = 1.5,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run a layer of LIF neurons (eqs 1-3) over all time steps.
+
+    Args:
+        x: weighted input sum_j w_ji S_j[t], shape (T, batch, neurons).
+        threshold: per-neuron firing threshold Th_i, shape (neurons,), or a scalar.
+        current_decay: a_i of eq 1; voltage_decay: a_v of eq 2.
+        tau, scale: steepness and scale s of the surrogate gradient (eqs 4-5).
+
+    Returns:
+        (spikes, voltage), both (T, batch, neurons); ``voltage[t]`` is V[t] as compared with Th.
+        Differentiable in ``x`` and ``threshold`` through eqs 4-5.
+    """
+    if x.dim() != 3:
+        raise ValueError(f"x must have shape (T, batch, neurons), got {tuple(x.shape)}")
+    if not torch.is_tensor(threshold):
+        threshold = torch.tensor(float(threshold), dtype=x.dtype, device=x.device)
+    if threshold.dim() == 1 and threshold.shape[0] != x.shape[2]:
+        raise ValueError(f"threshold has {threshold.shape[0]} entries for {x.shape[2]} neurons")
+    NeuronParams(current_decay, voltage_decay, tau, scale).validate()
+    return _LIFScan.apply(x, threshold.to(x.dtype), float(current_decay), float(voltage_decay), float(tau), float(scale))

@@ -1,0 +1,97 @@
+"""The fused LIF scan against the step-by-step reference of eqs 1-5 (float64)."""
+
+import pytest
+import torch
+
+from engine.neuron import lif_scan
+from reference import reference_lif, reference_network
+
+TOL = 1e-10
+
+
+def _inputs(seed, steps=40, batch=3, neurons=7, near=True):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(steps, batch, neurons, generator=g, dtype=torch.float64) * 0.6 + 0.1
+    th = torch.rand(neurons, generator=g, dtype=torch.float64) * 1.5 + 0.2
+    if near:  # a constant drive that parks some neurons within a hair of threshold
+        x[:, :, 0] = 0.0
+        x[:, :, 1] = 0.0
+        x[0, :, 0] = 1.0
+    return x, th
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize("params", [dict(), dict(a_i=0.5, a_v=0.9, tau=1.0, scale=1.0), dict(a_i=1.0, a_v=1.0, tau=0.3, scale=0.7)])
+def test_scan_matches_reference_spikes_voltage_and_gradients(seed, params):
+    p = dict(a_i=0.75, a_v=0.97, tau=3.75, scale=1.5) | params
+    x, th = _inputs(seed)
+    x_ref, th_ref = x.clone().requires_grad_(), th.clone().requires_grad_()
+    x_fast, th_fast = x.clone().requires_grad_(), th.clone().requires_grad_()
+    s_ref, v_ref = reference_lif(x_ref, th_ref, **p)
+    s_fast, v_fast = lif_scan(x_fast, th_fast, p["a_i"], p["a_v"], p["tau"], p["scale"])
+    assert torch.equal(s_ref, s_fast)
+    assert s_fast.sum() > 0 and (1 - s_fast).sum() > 0
+    assert torch.allclose(v_ref, v_fast, atol=TOL, rtol=0)
+    g = torch.Generator().manual_seed(seed + 100)
+    gs, gv = torch.randn(s_ref.shape, generator=g, dtype=torch.float64), torch.randn(s_ref.shape, generator=g, dtype=torch.float64)
+    ((s_ref * gs).sum() + (v_ref * gv).sum()).backward()
+    ((s_fast * gs).sum() + (v_fast * gv).sum()).backward()
+    assert torch.allclose(x_ref.grad, x_fast.grad, atol=TOL, rtol=0)
+    assert torch.allclose(th_ref.grad, th_fast.grad, atol=TOL, rtol=0)
+    assert x_fast.grad.abs().max() > 0 and th_fast.grad.abs().max() > 0
+
+
+def test_time_indices_as_written():
+    """Input at t=0 reaches I at t=1 and V at t=2; a spike at t resets V at t+1 by Th."""
+    x = torch.zeros(6, 1, 1, dtype=torch.float64)
+    x[0] = 2.0
+    s, v = lif_scan(x, torch.tensor([1.5], dtype=torch.float64), 0.5, 1.0)
+    # I = [0, 2, 1, 0.5, 0.25, ...]; V[3] = 2 + 1 - 1.5; V[4] = 1.5 + 0.5 - 1.5; V[5] = 0.5 + 0.25
+    assert v[:, 0, 0].tolist() == [0.0, 0.0, 2.0, 1.5, 0.5, 0.75]
+    assert s[:, 0, 0].tolist() == [0, 0, 1, 1, 0, 0]
+
+
+def test_non_positive_threshold_spikes_at_t0():
+    s, v = lif_scan(torch.zeros(3, 1, 2, dtype=torch.float64), torch.tensor([0.0, 0.5], dtype=torch.float64))
+    assert s[0, 0].tolist() == [1.0, 0.0]
+
+
+def test_several_layers_match_reference():
+    g = torch.Generator().manual_seed(7)
+    inputs = (torch.rand(30, 4, 12, generator=g) < 0.3).double()
+    weights = [torch.randn(9, 12, generator=g, dtype=torch.float64) * 0.8, torch.randn(5, 9, generator=g, dtype=torch.float64) * 0.8]
+    ths = [torch.rand(9, generator=g, dtype=torch.float64) + 0.3, torch.rand(5, generator=g, dtype=torch.float64) + 0.3]
+    ref_w = [w.clone().requires_grad_() for w in weights]
+    ref_th = [t.clone().requires_grad_() for t in ths]
+    fast_w = [w.clone().requires_grad_() for w in weights]
+    fast_th = [t.clone().requires_grad_() for t in ths]
+    ref = reference_network(inputs, ref_w, ref_th)
+    s = inputs
+    fast = []
+    for w, th in zip(fast_w, fast_th):
+        x = (s.reshape(-1, s.shape[-1]) @ w.T).reshape(s.shape[0], s.shape[1], -1)
+        s, v = lif_scan(x, th)
+        fast.append((s, v))
+    for (sr, vr), (sf, vf) in zip(ref, fast):
+        assert torch.equal(sr, sf)
+        assert torch.allclose(vr, vf, atol=TOL, rtol=0)
+    target = torch.rand(ref[-1][0].shape, generator=g, dtype=torch.float64)
+    ((ref[-1][0] - target) ** 2).sum().backward()
+    ((fast[-1][0] - target) ** 2).sum().backward()
+    for a, b in zip(ref_w + ref_th, fast_w + fast_th):
+        assert torch.allclose(a.grad, b.grad, atol=TOL, rtol=0)
+        assert a.grad.abs().max() > 0
+
+
+def test_scalar_threshold_gradient():
+    x = torch.randn(10, 2, 3, dtype=torch.float64, requires_grad=True)
+    th = torch.tensor(0.4, dtype=torch.float64, requires_grad=True)
+    s, _ = lif_scan(x, th)
+    s.sum().backward()
+    assert th.grad.shape == ()
+
+
+@pytest.mark.parametrize("kwargs, word", [(dict(current_decay=0.0), "current_decay"), (dict(voltage_decay=1.5), "voltage_decay"), (dict(tau=0.0), "tau"), (dict(scale=-1.0), "scale")])
+def test_bad_hyperparameters_name_the_parameter(kwargs, word):
+    with pytest.raises(ValueError, match=word):
+        lif_scan(torch.zeros(2, 1, 1), torch.ones(1), **kwargs)
