@@ -1,0 +1,66 @@
+"""Per-layer activity metrics of the paper: active and dead neurons, spike rates, thresholds, weight change."""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["EpochActivity", "layer_metrics", "threshold_sample_indices", "probe_raster"]
+
+
+def threshold_sample_indices(neurons: int, count: int = 8) -> list[int]:
+    """Evenly spaced neuron indices whose thresholds are tracked individually (Figs. 7-8)."""
+    count = min(count, neurons)
+    return sorted({round(k * (neurons - 1) / max(1, count - 1)) for k in range(count)})
+
+
+class EpochActivity:
+    """Which neurons of each layer have spiked so far in the epoch; the rest are dead (paper Table 3)."""
+
+    def __init__(self, sizes: list[int], device=None):
+        self.fired = [torch.zeros(n, dtype=torch.bool, device=device) for n in sizes]
+
+    def update(self, spikes: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Record a batch; returns per layer which neurons spiked at least once in it."""
+        batch_fired = [s.detach().amax(dim=(0, 1)) > 0 for s in spikes]
+        for seen, now in zip(self.fired, batch_fired):
+            seen |= now
+        return batch_fired
+
+    def dead_percent(self) -> list[float]:
+        return [100.0 * (1.0 - f.float().mean().item()) for f in self.fired]
+
+
+def layer_metrics(spikes: list[torch.Tensor], batch_fired: list[torch.Tensor], activity: EpochActivity,
+                  thresholds: list[torch.Tensor], weights: list[torch.Tensor], initial_weights: list[torch.Tensor],
+                  sample_indices: list[list[int]], probe_spikes: list[torch.Tensor] | None) -> list[dict]:
+    """One dict per layer with the metrics every batch logs.
+
+    active_fraction: neurons with >= 1 spike on the batch (Fig. 10); probe_active_fraction: the same on the
+    fixed probe sample; dead_percent: no spike so far in the epoch (Table 3); spike_percent: spikes as % of
+    the maximum T x batch x neurons (Fig. 9); threshold mean/min/max and a fixed sample (Figs. 7-8);
+    weight_change: ||W - W0|| / ||W0|| (Fig. 6).
+    """
+    dead = activity.dead_percent()
+    rows = []
+    with torch.no_grad():
+        for k, (s, fired, th, w, w0, idx) in enumerate(zip(spikes, batch_fired, thresholds, weights, initial_weights, sample_indices)):
+            stats = torch.stack([
+                fired.float().mean(), s.mean() * 100.0, th.mean(), th.min(), th.max(),
+                torch.linalg.vector_norm(w - w0) / torch.linalg.vector_norm(w0).clamp_min(1e-12),
+            ]).tolist()
+            row = dict(active_fraction=stats[0], spike_percent=stats[1], threshold_mean=stats[2],
+                       threshold_min=stats[3], threshold_max=stats[4], weight_change=stats[5],
+                       dead_percent=dead[k], threshold_sample=th[idx].tolist())
+            if probe_spikes is not None:
+                row["probe_active_fraction"] = (probe_spikes[k].amax(dim=(0, 1)) > 0).float().mean().item()
+            rows.append(row)
+    return rows
+
+
+def probe_raster(probe_spikes: list[torch.Tensor]) -> list[dict]:
+    """Spike raster of the probe sample per layer as (time steps, neuron indices) lists."""
+    rows = []
+    for s in probe_spikes:
+        t, n = torch.nonzero(s[:, 0], as_tuple=True)
+        rows.append(dict(t=t.tolist(), neuron=n.tolist()))
+    return rows

@@ -1,0 +1,102 @@
+"""Fully connected LIF networks with per-neuron learnable thresholds, and the paper's presets."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .data.base import SpikeBatch
+from .errors import RouserError
+from .neuron import NeuronParams, lif_scan
+
+__all__ = ["LIFLayer", "Preset", "PRESETS", "RouserNetwork", "get_preset"]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Hidden layer sizes and time steps of a network; input and output sizes follow the dataset."""
+
+    name: str
+    hidden: tuple[int, ...]
+    time_steps: int
+    dataset: str
+    description: str
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset("quick", (64,), 60, "nmnist-sim", "small and fast for live classroom demos: 64 hidden neurons, 60 steps of 5 ms"),
+        Preset("nmnist", (500, 500), 300, "nmnist-sim", "the paper's NMNIST network 2312-500-500-10, 300 steps of 1 ms"),
+        Preset("dvs128", (64,), 300, "gestures-sim", "the paper's DVS128 network (2x32x32 downsampled or 2x128x128)-64-11"),
+        Preset("shd", (200, 200), 250, "randman", "the paper's SHD network 700-200-200-20"),
+    )
+}
+
+
+def get_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise RouserError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+class LIFLayer(nn.Module):
+    """Synaptic weights W (eq 1's w_ji) and per-neuron thresholds Th_i feeding LIF neurons (eqs 1-3)."""
+
+    def __init__(self, in_features: int, out_features: int, threshold: float, neuron: NeuronParams,
+                 generator: torch.Generator, weight_scale: float = 1.0, weight_norm: bool = False):
+        super().__init__()
+        self.neuron = neuron
+        self.linear = nn.Linear(in_features, out_features, bias=False)
+        with torch.no_grad():  # Kaiming (He) normal initialisation, paper Table 2
+            std = weight_scale * math.sqrt(2.0 / in_features)
+            self.linear.weight.copy_(torch.randn(out_features, in_features, generator=generator) * std)
+        if weight_norm:  # w = g v / ||v||, per output neuron (paper Fig. 5)
+            self.linear = nn.utils.parametrizations.weight_norm(self.linear)
+        self.threshold = nn.Parameter(torch.full((out_features,), float(threshold)))
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.linear.weight
+
+    def synaptic_input(self, spikes: torch.Tensor) -> torch.Tensor:
+        """x[t] = sum_j w_ji S_j[t] for all T steps at once: one matmul over T*batch rows."""
+        return self.linear(spikes)
+
+    def forward(self, spikes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        n = self.neuron
+        return lif_scan(self.synaptic_input(spikes), self.threshold, n.current_decay, n.voltage_decay,
+                        n.surrogate_tau, n.surrogate_scale)
+
+
+class RouserNetwork(nn.Module):
+    """A stack of LIF layers computed layer by layer over all time steps."""
+
+    def __init__(self, sizes: list[int], threshold: float, neuron: NeuronParams, seed: int,
+                 weight_scale: float = 1.0, weight_norm: bool = False):
+        super().__init__()
+        if len(sizes) < 2 or min(sizes) < 1:
+            raise RouserError(f"layer sizes must be positive, got {sizes}")
+        generator = torch.Generator().manual_seed(seed)
+        self.sizes = list(sizes)
+        self.layers = nn.ModuleList(
+            LIFLayer(i, o, threshold, neuron, generator, weight_scale, weight_norm) for i, o in zip(sizes[:-1], sizes[1:])
+        )
+
+    def forward(self, batch: SpikeBatch) -> list[torch.Tensor]:
+        """Spikes (T, batch, neurons) of every layer, input layer excluded."""
+        spikes = batch.dense(self.layers[0].weight.dtype)
+        out = []
+        for layer in self.layers:
+            spikes, _ = layer(spikes)
+            out.append(spikes)
+        return out
+
+    def thresholds(self) -> list[torch.Tensor]:
+        return [layer.threshold for layer in self.layers]
+
+    def weights(self) -> list[torch.Tensor]:
+        return [layer.weight for layer in self.layers]

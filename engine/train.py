@@ -1,0 +1,278 @@
+"""The Trainer: Adam on weights and thresholds, one stream of events for the CLI, dashboard and notebooks.
+
+A run with threshold learning rate 0 is the fixed-threshold baseline (the paper's SLAYER-style control).
+Runs with the same seed start from identical weights and see batches in identical order: the weights
+come from a generator seeded with ``seed`` and epoch e's batch order from ``default_rng([seed, e])``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import ConfigError, TrainConfig
+from .data import SpikeDataset, SpikeSplit, load_dataset
+from .loss import fir_kernel, predict, target_spikes, van_rossum_loss
+from .metrics import EpochActivity, layer_metrics, probe_raster, threshold_sample_indices
+from .network import RouserNetwork, get_preset
+
+__all__ = ["Event", "Trainer", "compare", "resolve_device", "run_name"]
+
+EVAL_BATCH = 128
+
+
+@dataclass
+class Event:
+    """One thing that happened in a run: kind is start, batch, epoch, end or error."""
+
+    kind: str
+    run: str
+    data: dict = field(default_factory=dict)
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks CUDA when present, else the CPU; asking for CUDA without it is a ConfigError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {name} requested but CUDA is not available here; use --device cpu or auto")
+    return torch.device(name)
+
+
+def run_name(config: TrainConfig) -> str:
+    return "rouser" if config.lr_th > 0 else "fixed"
+
+
+def prepare_dataset(config: TrainConfig) -> SpikeDataset:
+    """The run's dataset on the run's time grid (the preset's unless time_steps is set)."""
+    steps = config.time_steps or get_preset(config.preset).time_steps
+    return load_dataset(config.dataset, config.data_root, time_steps=steps)
+
+
+class Trainer:
+    """Trains one network; iterate ``events()`` to run it, call ``cancel()`` from any thread to stop it."""
+
+    def __init__(self, config: TrainConfig, dataset: SpikeDataset | None = None, out: str | Path | None = None,
+                 resume: str | Path | None = None, name: str | None = None):
+        state = load_checkpoint(Path(resume)) if resume else None
+        if state is not None:
+            config = TrainConfig.from_dict({**state["config"], "epochs": max(config.epochs, state["config"]["epochs"])})
+        self.config = config.validate()
+        self.name = name or run_name(config)
+        self.out = Path(out) if out else (Path(resume) if resume else None)
+        self.device = resolve_device(config.device)
+        self.dataset = dataset if dataset is not None else prepare_dataset(config)
+        steps = config.time_steps or get_preset(config.preset).time_steps
+        if self.dataset.time_steps != steps:
+            self.dataset = self.dataset.rebin(steps)
+        self.sizes = [self.dataset.num_channels, *get_preset(config.preset).hidden, self.dataset.num_classes]
+        self.model = RouserNetwork(self.sizes, config.th_init, config.neuron(), config.seed,
+                                   config.weight_scale, config.weight_norm).to(self.device)
+        self.initial_weights = [w.detach().clone() for w in self.model.weights()]
+        self.optimizer = self._optimizer()
+        self.kernel = fir_kernel(config.loss_tau, device=self.device)
+        self.probe = self.dataset.test.batch([0]).to(self.device)
+        self.sample_indices = [threshold_sample_indices(n) for n in self.sizes[1:]]
+        self.history: list[dict] = []
+        self.epoch = 0  # epochs completed
+        self._cancel = threading.Event()
+        if state is not None:
+            self._restore(state)
+
+    def _optimizer(self) -> torch.optim.Adam:
+        """Adam with one learning rate for the weights and one for the thresholds (0: thresholds fixed)."""
+        weights = [p for n, p in self.model.named_parameters() if not n.endswith("threshold")]
+        groups = [dict(params=weights, lr=self.config.lr)]
+        if self.config.lr_th > 0:
+            groups.append(dict(params=self.model.thresholds(), lr=self.config.lr_th))
+        else:
+            for th in self.model.thresholds():
+                th.requires_grad_(False)
+        return torch.optim.Adam(groups)
+
+    def cancel(self) -> None:
+        """Ask the run to stop before its next batch."""
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def batch_order(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.config.seed, epoch]).permutation(len(self.dataset.train))
+
+    # ---------------------------------------------------------------- checkpoints
+    def state(self) -> dict:
+        return dict(config=self.config.to_dict(), epoch=self.epoch, model=self.model.state_dict(),
+                    optimizer=self.optimizer.state_dict(), initial_weights=[w.cpu() for w in self.initial_weights],
+                    history=self.history, torch_rng=torch.get_rng_state(), name=self.name, sizes=self.sizes)
+
+    def _restore(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.initial_weights = [w.to(self.device) for w in state["initial_weights"]]
+        self.history = list(state["history"])
+        self.epoch = int(state["epoch"])
+        self.name = state.get("name", self.name)
+        torch.set_rng_state(state["torch_rng"])
+
+    def _log(self, record: dict) -> None:
+        self.history.append(record)
+        if self.out:
+            with open(self.out / "history.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def _start_files(self) -> None:
+        """Rewrite history.jsonl from the (possibly resumed) history; write the first checkpoint."""
+        if not self.out:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        with open(self.out / "history.jsonl", "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in self.history)
+        if self.epoch == 0:
+            save_checkpoint(self.state(), self.out)
+
+    # ---------------------------------------------------------------- training
+    def forward(self, batch):
+        """Spikes of every layer and the van Rossum loss (eq 6) against the label's target trains."""
+        spikes = self.model(batch)
+        target = target_spikes(batch.labels, self.sizes[-1], batch.time_steps, self.config.true_rate,
+                               self.config.false_rate, spikes[-1].dtype)
+        return spikes, van_rossum_loss(spikes[-1], target, self.kernel)
+
+    @torch.no_grad()
+    def evaluate(self, split: SpikeSplit) -> dict:
+        """Loss and accuracy over a whole split, without gradients."""
+        loss, correct = 0.0, 0
+        for start in range(0, len(split), EVAL_BATCH):
+            batch = split.batch(np.arange(start, min(len(split), start + EVAL_BATCH))).to(self.device)
+            spikes, batch_loss = self.forward(batch)
+            loss += batch_loss.item() * batch.batch_size
+            correct += (predict(spikes[-1]) == batch.labels).sum().item()
+        return dict(loss=loss / max(1, len(split)), accuracy=correct / max(1, len(split)))
+
+    def events(self) -> Iterator[Event]:
+        """Run the remaining epochs, yielding start, batch, epoch and end (or error) events."""
+        cfg = self.config
+        self._start_files()
+        train = self.dataset.train
+        num_batches = -(-len(train) // cfg.batch_size)
+        if cfg.max_batches:
+            num_batches = min(num_batches, cfg.max_batches)
+        yield Event("start", self.name, dict(config=cfg.to_dict(), sizes=self.sizes, num_batches=num_batches,
+                                             time_steps=self.dataset.time_steps, device=str(self.device),
+                                             threshold_sample_indices=self.sample_indices, epoch=self.epoch,
+                                             dataset=self.dataset.name))
+        started = time.perf_counter()
+        for epoch in range(self.epoch, cfg.epochs):
+            activity = EpochActivity(self.sizes[1:], self.device)
+            order = self.batch_order(epoch)
+            correct = seen = 0
+            for b in range(num_batches):
+                if self.cancelled:
+                    yield Event("end", self.name, self.summary("cancelled", time.perf_counter() - started))
+                    return
+                record = self._train_batch(train, order[b * cfg.batch_size:(b + 1) * cfg.batch_size], activity)
+                if record is None:
+                    yield Event("error", self.name, dict(message=self._nan_message(epoch, b)))
+                    return
+                correct += record.pop("_correct")
+                seen += record.pop("_seen")
+                raster = record.pop("_raster", None)
+                record.update(kind="batch", epoch=epoch + 1, batch=b + 1, num_batches=num_batches)
+                self._log(record)
+                yield Event("batch", self.name, record | ({"probe_raster": raster} if raster else {}))
+            test = self.evaluate(self.dataset.test)
+            self.epoch = epoch + 1
+            record = dict(kind="epoch", epoch=self.epoch, train_accuracy=correct / max(1, seen), test_accuracy=test["accuracy"],
+                          test_loss=test["loss"], dead_percent=activity.dead_percent(),
+                          thresholds=[dict(mean=t.mean().item(), min=t.min().item(), max=t.max().item()) for t in self.model.thresholds()])
+            self._log(record)
+            if self.out:
+                save_checkpoint(self.state(), self.out)
+            yield Event("epoch", self.name, record)
+        yield Event("end", self.name, self.summary("finished", time.perf_counter() - started))
+
+    def _train_batch(self, train: SpikeSplit, indices: np.ndarray, activity: EpochActivity) -> dict | None:
+        """One Adam step on one batch; None when the loss is not finite."""
+        t0 = time.perf_counter()
+        batch = train.batch(indices).to(self.device)
+        spikes, loss = self.forward(batch)
+        if not torch.isfinite(loss):
+            return None
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        batch_fired = activity.update(spikes)
+        with torch.no_grad():
+            probe = self.model(self.probe)
+        layers = layer_metrics(spikes, batch_fired, activity, self.model.thresholds(), self.model.weights(),
+                               self.initial_weights, self.sample_indices, probe)
+        correct = (predict(spikes[-1]) == batch.labels).sum().item()
+        step = len([r for r in self.history if r.get("kind") == "batch"]) + 1
+        record = dict(step=step, loss=loss.item(), train_accuracy=correct / batch.batch_size,
+                      samples_per_s=batch.batch_size / (time.perf_counter() - t0), layers=layers,
+                      _correct=correct, _seen=batch.batch_size)
+        every = self.config.raster_every
+        if every and (step - 1) % every == 0:
+            record["_raster"] = probe_raster(probe)
+        return record
+
+    def _nan_message(self, epoch: int, batch: int) -> str:
+        kept = f"; the last good checkpoint (epoch {self.epoch}) is kept in {self.out}" if self.out else ""
+        return (f"loss became NaN or infinite at epoch {epoch + 1}, batch {batch + 1}{kept}; "
+                f"lower --lr/--lr-th or the surrogate scale s")
+
+    def summary(self, status: str, seconds: float) -> dict:
+        """The run's outcome: accuracy, dead neurons and thresholds per layer."""
+        epochs = [r for r in self.history if r["kind"] == "epoch"]
+        batches = [r for r in self.history if r["kind"] == "batch"]
+        last_epoch = epochs[-1] if epochs else {}
+        last_batch = batches[-1] if batches else {}
+        return dict(
+            run=self.name, status=status, epochs_completed=self.epoch, seconds=round(seconds, 3),
+            sizes=self.sizes, dataset=self.dataset.name, time_steps=self.dataset.time_steps,
+            test_accuracy=last_epoch.get("test_accuracy"), train_accuracy=last_epoch.get("train_accuracy"),
+            final_loss=last_batch.get("loss"),
+            dead_percent=last_epoch.get("dead_percent", [lay["dead_percent"] for lay in last_batch.get("layers", [])]),
+            active_fraction=[lay["active_fraction"] for lay in last_batch.get("layers", [])],
+            thresholds=[dict(mean=t.mean().item(), min=t.min().item(), max=t.max().item()) for t in self.model.thresholds()],
+            config=self.config.to_dict(),
+        )
+
+
+def compare(config: TrainConfig, out: str | Path | None = None, dataset: SpikeDataset | None = None,
+            resume: str | Path | None = None) -> tuple[list[Trainer], Iterator[Event]]:
+    """A Rouser run and its fixed-threshold baseline (lr_th = 0) from the same seed, interleaved batch by batch.
+
+    Returns the two trainers (rouser first) and one merged event stream.
+    """
+    config = config.validate()
+    if config.lr_th == 0:
+        raise ConfigError("lr_th must be > 0 for a comparison (the baseline is the run with lr_th = 0)")
+    dataset = dataset if dataset is not None else prepare_dataset(config)
+    trainers = []
+    for name, cfg in (("rouser", config), ("fixed", config.with_(lr_th=0.0))):
+        folder = Path(out) / name if out else None
+        previous = Path(resume) / name if resume else None
+        trainers.append(Trainer(cfg, dataset, folder, previous, name=name))
+    return trainers, interleave([t.events() for t in trainers])
+
+
+def interleave(streams: list[Iterator[Event]]) -> Iterator[Event]:
+    """Take one event from each stream in turn until all are exhausted."""
+    live = list(streams)
+    while live:
+        for stream in list(live):
+            try:
+                yield next(stream)
+            except StopIteration:
+                live.remove(stream)
