@@ -210,6 +210,8 @@ class Trainer:
             return None
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if not self._gradients_finite():
+            return None
         self.optimizer.step()
         batch_fired = activity.update(spikes)
         with torch.no_grad():
@@ -226,9 +228,14 @@ class Trainer:
             record["_raster"] = probe_raster(probe)
         return record
 
+    def _gradients_finite(self) -> bool:
+        """False when BPTT produced NaN or infinity (the step is then skipped, the weights stay good)."""
+        grads = [p.grad.abs().amax() for p in self.model.parameters() if p.grad is not None]
+        return bool(torch.isfinite(torch.stack(grads).sum()))
+
     def _nan_message(self, epoch: int, batch: int) -> str:
         kept = f"; the last good checkpoint (epoch {self.epoch}) is kept in {self.out}" if self.out else ""
-        return (f"loss became NaN or infinite at epoch {epoch + 1}, batch {batch + 1}{kept}; "
+        return (f"loss or gradients became NaN or infinite at epoch {epoch + 1}, batch {batch + 1}{kept}; "
                 f"lower --lr/--lr-th or the surrogate scale s")
 
     def summary(self, status: str, seconds: float) -> dict:

@@ -1,0 +1,91 @@
+"""A simulated event camera (DVS/ATIS-like), vectorised over many recordings at once.
+
+Each pixel compares its log intensity with the level at its last event; when the difference
+reaches the pixel's contrast threshold it emits an ON (brighter) or OFF (darker) event and
+takes the current level as its new reference. After an event the pixel is blind for
+``refractory_steps`` steps. Thresholds vary a little from pixel to pixel, and a few
+background noise events of random polarity are added. Time is discrete: at most one event
+per pixel per step, which matches binned spikes with one step per bin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["EventCamera", "CameraEvents"]
+
+
+@dataclass
+class CameraEvents:
+    """Events of many recordings as flat arrays: event i is in recording sample[i] at step[i]."""
+
+    sample: np.ndarray
+    step: np.ndarray
+    pixel: np.ndarray
+    polarity: np.ndarray  # 1 = ON, 0 = OFF
+
+    def __len__(self) -> int:
+        return len(self.sample)
+
+
+@dataclass(frozen=True)
+class EventCamera:
+    """Sensor settings; `record` turns rendered intensity frames into events."""
+
+    threshold: float = 0.25  # contrast threshold, in natural-log intensity units
+    threshold_spread: float = 0.03  # pixel-to-pixel standard deviation of the threshold
+    refractory_steps: int = 0  # steps a pixel stays silent after an event
+    noise_rate: float = 2e-4  # background events per pixel per step
+    log_eps: float = 0.05  # intensity offset inside the log (dark level)
+
+    def record(self, render: Callable[[int, int, int], np.ndarray], num_samples: int, num_pixels: int,
+               num_steps: int, rng: np.random.Generator, chunk: int = 256) -> CameraEvents:
+        """Record ``num_samples`` scenes of ``num_steps`` steps.
+
+        ``render(lo, hi, step)`` returns the linear intensities (>= 0) of recordings lo..hi-1 at
+        ``step`` as a float32 array of shape (hi - lo, num_pixels).
+        """
+        thresholds = np.maximum(
+            self.threshold + self.threshold_spread * rng.standard_normal(num_pixels), 0.2 * self.threshold
+        ).astype(np.float32)
+        parts = [self._record_chunk(render, lo, min(lo + chunk, num_samples), num_steps, thresholds)
+                 for lo in range(0, num_samples, chunk)]
+        parts.append(self._noise(num_samples, num_pixels, num_steps, rng))
+        return CameraEvents(*(np.concatenate([p[k] for p in parts]) for k in range(4)))
+
+    def _log_frame(self, render, lo, hi, step) -> np.ndarray:
+        frame = np.asarray(render(lo, hi, step), dtype=np.float32)
+        frame += np.float32(self.log_eps)
+        return np.log(frame, out=frame)
+
+    def _record_chunk(self, render, lo, hi, num_steps, thresholds):
+        reference = self._log_frame(render, lo, hi, 0)
+        last_event = np.full(reference.shape, -(self.refractory_steps + 1), dtype=np.int32)
+        diff = np.empty_like(reference)
+        on, off = np.empty(reference.shape, bool), np.empty(reference.shape, bool)
+        out = []
+        for step in range(1, num_steps):
+            level = self._log_frame(render, lo, hi, step)
+            np.subtract(level, reference, out=diff)
+            np.greater_equal(diff, thresholds, out=on)
+            np.less_equal(diff, -thresholds, out=off)
+            fired = on | off
+            if self.refractory_steps > 0:
+                fired &= last_event < step - self.refractory_steps
+                last_event[fired] = step
+            rows, pixels = np.nonzero(fired)
+            if len(rows) == 0:
+                continue
+            reference[rows, pixels] = level[rows, pixels]
+            out.append((rows + lo, np.full(len(rows), step), pixels, on[rows, pixels]))
+        if not out:
+            return tuple(np.zeros(0, np.int64) for _ in range(4))
+        return tuple(np.concatenate([o[k] for o in out]).astype(np.int64) for k in range(4))
+
+    def _noise(self, num_samples, num_pixels, num_steps, rng):
+        count = rng.poisson(self.noise_rate * num_samples * num_pixels * num_steps)
+        return (rng.integers(0, num_samples, count), rng.integers(0, num_steps, count),
+                rng.integers(0, num_pixels, count), rng.integers(0, 2, count))

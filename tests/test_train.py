@@ -1,0 +1,164 @@
+"""Training: seeds, baseline pairing, resume, cancellation, NaN handling and the rousing of a silent output layer."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import engine.train as train_module
+from engine.checkpoint import load_checkpoint
+from engine.config import ConfigError, TrainConfig
+from engine.data import load_dataset
+from engine.train import Trainer, compare
+
+TINY = TrainConfig(dataset="patterns", preset="quick", time_steps=40, batch_size=16, epochs=2)
+
+
+def _run(trainer):
+    return [e for e in trainer.events()]
+
+
+def test_rouser_and_baseline_share_initial_weights_and_batch_order():
+    trainers, events = compare(TINY.with_(epochs=1, max_batches=1))
+    rouser, fixed = trainers
+    for a, b in zip(rouser.model.weights(), fixed.model.weights()):
+        assert torch.equal(a, b)
+    assert np.array_equal(rouser.batch_order(0), fixed.batch_order(0))
+    assert not np.array_equal(rouser.batch_order(0), rouser.batch_order(1))
+    first = {}
+    for e in events:
+        if e.kind == "batch":
+            first.setdefault(e.run, e.data["loss"])
+    assert first["rouser"] == first["fixed"]  # same weights, same first batch
+    assert not fixed.model.layers[0].threshold.requires_grad
+    assert torch.all(fixed.model.layers[-1].threshold == TINY.th_init)
+
+
+def test_same_seed_same_run_different_seed_different_weights():
+    a, b, c = Trainer(TINY), Trainer(TINY), Trainer(TINY.with_(seed=1))
+    assert torch.equal(a.model.layers[0].weight, b.model.layers[0].weight)
+    assert not torch.equal(a.model.layers[0].weight, c.model.layers[0].weight)
+    la = [e.data["loss"] for e in _run(a) if e.kind == "batch"]
+    lb = [e.data["loss"] for e in _run(b) if e.kind == "batch"]
+    assert la == lb
+
+
+def test_resume_reaches_the_same_result_as_an_uninterrupted_run(tmp_path):
+    full = Trainer(TINY, out=tmp_path / "full")
+    _run(full)
+    half = Trainer(TINY.with_(epochs=1), out=tmp_path / "half")
+    _run(half)
+    resumed = Trainer(TINY, resume=tmp_path / "half")
+    assert resumed.epoch == 1
+    _run(resumed)
+    for a, b in zip(full.model.parameters(), resumed.model.parameters()):
+        assert torch.equal(a, b)
+    strip = lambda h: [{k: v for k, v in r.items() if k != "samples_per_s"} for r in h]  # noqa: E731
+    assert strip(full.history) == strip(resumed.history)
+    lines = (tmp_path / "half" / "history.jsonl").read_text().splitlines()
+    assert strip([json.loads(x) for x in lines]) == strip(full.history)
+    assert load_checkpoint(tmp_path / "half")["epoch"] == 2
+
+
+def test_cancel_stops_before_the_next_batch():
+    trainer = Trainer(TINY)
+    seen = []
+    for e in trainer.events():
+        seen.append(e)
+        if e.kind == "batch" and e.data["batch"] == 2:
+            trainer.cancel()
+    assert seen[-1].kind == "end" and seen[-1].data["status"] == "cancelled"
+    assert sum(e.kind == "batch" for e in seen) == 2
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real = train_module.van_rossum_loss
+
+    def flaky(*args):
+        calls["n"] += 1
+        value = real(*args)
+        return value * float("nan") if calls["n"] > 14 else value  # epoch 1 (8 train + 2 eval calls) is fine
+
+    monkeypatch.setattr(train_module, "van_rossum_loss", flaky)
+    trainer = Trainer(TINY, out=tmp_path)
+    events = _run(trainer)
+    assert events[-1].kind == "error"
+    message = events[-1].data["message"]
+    assert "NaN" in message and "epoch 2" in message and str(tmp_path) in message and "\n" not in message
+    state = load_checkpoint(tmp_path)
+    assert state["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_exploding_weights_are_reported_not_trained_on():
+    events = _run(Trainer(TINY.with_(lr=1e37, epochs=1)))
+    assert events[-1].kind == "error" and "NaN or infinite" in events[-1].data["message"]
+
+
+@pytest.mark.parametrize("change, word", [
+    (dict(current_decay=1.5), "current_decay"), (dict(voltage_decay=0.0), "voltage_decay"), (dict(tau=-1.0), "tau"),
+    (dict(scale=-0.5), "scale"), (dict(batch_size=0), "batch_size"), (dict(epochs=0), "epochs"), (dict(lr=0.0), "lr"),
+    (dict(th_init=float("nan")), "th_init"), (dict(device="tpu"), "device"),
+])
+def test_out_of_range_settings_name_the_parameter(change, word):
+    with pytest.raises(ConfigError, match=word):
+        TINY.with_(**change).validate()
+
+
+def test_silent_output_threshold_goes_down_where_the_target_wants_spikes():
+    """Eq 10 with eq 5: a silent neuron whose target has spikes gets dL/dTh > 0, so Th decreases."""
+    trainer = Trainer(TINY.with_(weight_scale=0.1, lr_th=0.01, max_batches=1, epochs=1))
+    order = trainer.batch_order(0)[:16]
+    labels = set(trainer.dataset.train.labels[order].tolist())
+    events = _run(trainer)
+    assert events[1].data["layers"][-1]["active_fraction"] == 0.0  # the output layer was silent
+    th = trainer.model.layers[-1].threshold.detach()
+    for k in range(4):
+        if k in labels:
+            assert th[k] < TINY.th_init
+        else:
+            assert th[k] == TINY.th_init  # no error, no gradient
+    assert labels
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_rouser_rouses_a_silent_output_layer_faster_than_the_fixed_threshold(seed):
+    """Paper settings (Th, tau, s) = (1.25, 3.75, 1.5), small weights: the output layer starts silent."""
+    config = TINY.with_(weight_scale=0.1, lr_th=0.05, th_init=1.25, tau=3.75, scale=1.5, seed=seed, epochs=2, max_batches=5)
+    _, events = compare(config)
+    batches = {"rouser": [], "fixed": []}
+    for e in events:
+        if e.kind == "batch":
+            batches[e.run].append(e.data)
+    for run in batches.values():
+        assert run[0]["layers"][-1]["active_fraction"] == 0.0
+    rouser, fixed = batches["rouser"][-1], batches["fixed"][-1]
+    assert rouser["layers"][-1]["active_fraction"] > fixed["layers"][-1]["active_fraction"]
+    assert rouser["loss"] < fixed["loss"]
+
+
+def test_events_carry_every_metric_and_a_raster_when_asked():
+    events = _run(Trainer(TINY.with_(raster_every=2, epochs=1)))
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "end" and "epoch" in kinds
+    batch = [e for e in events if e.kind == "batch"]
+    assert "probe_raster" in batch[0].data and "probe_raster" not in batch[1].data
+    layer = batch[0].data["layers"][0]
+    for key in ("active_fraction", "probe_active_fraction", "dead_percent", "spike_percent", "threshold_mean",
+                "threshold_min", "threshold_max", "threshold_sample", "weight_change"):
+        assert key in layer
+    epoch = [e for e in events if e.kind == "epoch"][0].data
+    assert 0.0 <= epoch["test_accuracy"] <= 1.0 and len(epoch["dead_percent"]) == 2
+
+
+def test_learns_the_patterns_dataset():
+    trainer = Trainer(TINY.with_(epochs=6, th_init=1.0, lr=3e-3))
+    _run(trainer)
+    assert trainer.history[-1]["test_accuracy"] >= 0.6  # 4 classes: chance is 0.25
+
+
+def test_dataset_is_rebinned_to_the_run_grid():
+    trainer = Trainer(TINY.with_(time_steps=20))
+    assert trainer.dataset.time_steps == 20 and load_dataset("patterns").time_steps == 40
