@@ -11,8 +11,11 @@ from torch import nn
 from .data.base import SpikeBatch
 from .errors import RouserError
 from .neuron import NeuronParams, lif_scan
+from .sparse import SPARSE_DENSITY, batch_to_csr, dense_to_csr, sparse_synaptic_input
 
-__all__ = ["LIFLayer", "Preset", "PRESETS", "RouserNetwork", "get_preset"]
+__all__ = ["LIFLayer", "Preset", "PRESETS", "RouserNetwork", "get_preset", "INPUT_MODES"]
+
+INPUT_MODES = ("auto", "dense", "sparse")  # how synaptic input is computed; auto picks by spike density
 
 
 @dataclass(frozen=True)
@@ -62,13 +65,27 @@ class LIFLayer(nn.Module):
     def weight(self) -> torch.Tensor:
         return self.linear.weight
 
-    def synaptic_input(self, spikes: torch.Tensor) -> torch.Tensor:
-        """x[t] = sum_j w_ji S_j[t] for all T steps at once: one matmul over T*batch rows."""
+    def synaptic_input(self, spikes: torch.Tensor | SpikeBatch, mode: str = "auto") -> torch.Tensor:
+        """x[t] = sum_j w_ji S_j[t] for all T steps at once (eq 1's input), shape (T, batch, out).
+
+        One product over T*batch rows: sparse (CSR, only the spikes are touched) for a SpikeBatch of input
+        events or for spikes sparser than SPARSE_DENSITY, else a dense matmul. ``mode`` forces one path.
+        """
+        if isinstance(spikes, SpikeBatch):
+            steps, batch = spikes.time_steps, spikes.batch_size
+            if mode == "dense":
+                return self.linear(spikes.dense(self.weight.dtype))
+            x = sparse_synaptic_input(batch_to_csr(spikes, self.weight.dtype), self.weight)
+            return x.view(steps, batch, -1)
+        if mode == "sparse" or (mode == "auto" and spikes.mean().item() < SPARSE_DENSITY):
+            x = sparse_synaptic_input(dense_to_csr(spikes), self.weight, spikes)
+            return x.view(spikes.shape[0], spikes.shape[1], -1)
         return self.linear(spikes)
 
-    def forward(self, spikes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, spikes: torch.Tensor | SpikeBatch, mode: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
+        """Spikes and voltage (T, batch, out) of the layer's LIF neurons (eqs 1-3)."""
         n = self.neuron
-        return lif_scan(self.synaptic_input(spikes), self.threshold, n.current_decay, n.voltage_decay,
+        return lif_scan(self.synaptic_input(spikes, mode), self.threshold, n.current_decay, n.voltage_decay,
                         n.surrogate_tau, n.surrogate_scale)
 
 
@@ -76,8 +93,11 @@ class RouserNetwork(nn.Module):
     """A stack of LIF layers computed layer by layer over all time steps."""
 
     def __init__(self, sizes: list[int], threshold: float, neuron: NeuronParams, seed: int,
-                 weight_scale: float = 1.0, weight_norm: bool = False):
+                 weight_scale: float = 1.0, weight_norm: bool = False, input_mode: str = "auto"):
         super().__init__()
+        if input_mode not in INPUT_MODES:
+            raise RouserError(f"input mode must be one of {', '.join(INPUT_MODES)}, got {input_mode!r}")
+        self.input_mode = input_mode
         if len(sizes) < 2 or min(sizes) < 1:
             raise RouserError(f"layer sizes must be positive, got {sizes}")
         generator = torch.Generator().manual_seed(seed)
@@ -88,10 +108,9 @@ class RouserNetwork(nn.Module):
 
     def forward(self, batch: SpikeBatch) -> list[torch.Tensor]:
         """Spikes (T, batch, neurons) of every layer, input layer excluded."""
-        spikes = batch.dense(self.layers[0].weight.dtype)
-        out = []
+        spikes, out = batch, []
         for layer in self.layers:
-            spikes, _ = layer(spikes)
+            spikes, _ = layer(spikes, self.input_mode)
             out.append(spikes)
         return out
 

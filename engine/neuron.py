@@ -81,28 +81,29 @@ class _LIFScan(torch.autograd.Function):
         steps = voltage.shape[0]
         if grad_spikes is None:
             grad_spikes = torch.zeros_like(voltage)
-        if grad_voltage is None:
-            grad_voltage = torch.zeros_like(voltage)
-        spikes = (voltage >= threshold).to(voltage.dtype)
         dspike_dv = surrogate(voltage, threshold, tau, scale)  # eq 4
-        grad_x = torch.zeros_like(voltage)
-        grad_s_all = torch.empty_like(voltage)  # dL/dS[t], all paths
-        grad_v_next = torch.zeros_like(voltage[0])  # dL/dV[t+1]
-        grad_i_next = torch.zeros_like(voltage[0])  # dL/dI[t+1]
-        grad_v_after = torch.zeros_like(voltage)  # dL/dV[t+1] stored at index t, for the Th reset term
+        # adjoints dL/dS[t], dL/dV[t], dL/dI[t]; index `steps` holds the zero state after the last step
+        grad_s = torch.empty_like(voltage)
+        grad_v = torch.empty((steps + 1,) + voltage.shape[1:], dtype=voltage.dtype, device=voltage.device)
+        grad_i = torch.empty_like(grad_v)
+        grad_v[steps] = 0
+        grad_i[steps] = 0
+        minus_threshold = -threshold
         for t in range(steps - 1, -1, -1):
-            # S[t] feeds the output and V[t+1] (reset, factor -Th)
-            grad_s = grad_spikes[t] - threshold * grad_v_next
-            grad_s_all[t] = grad_s
-            grad_v_after[t] = grad_v_next
-            # x[t] feeds I[t+1] with factor 1
-            grad_x[t] = grad_i_next
-            # I[t] feeds I[t+1] (a_i) and V[t+1] (1)
-            grad_i_next = grad_i_next * current_decay + grad_v_next
-            # V[t] feeds the output, S[t] (surrogate) and V[t+1] (a_v)
-            grad_v_next = grad_voltage[t] + dspike_dv[t] * grad_s + voltage_decay * grad_v_next
+            # S[t] feeds the output and V[t+1] through the reset term (factor -Th)
+            torch.addcmul(grad_spikes[t], minus_threshold, grad_v[t + 1], out=grad_s[t])
+            # I[t] feeds I[t+1] (factor a_i) and V[t+1] (factor 1)
+            torch.add(grad_v[t + 1], grad_i[t + 1], alpha=current_decay, out=grad_i[t])
+            # V[t] feeds the output, S[t] (surrogate) and V[t+1] (factor a_v)
+            if grad_voltage is None:
+                torch.mul(dspike_dv[t], grad_s[t], out=grad_v[t])
+            else:
+                torch.addcmul(grad_voltage[t], dspike_dv[t], grad_s[t], out=grad_v[t])
+            grad_v[t].add_(grad_v[t + 1], alpha=voltage_decay)
+        grad_x = grad_i[1:]  # x[t] feeds I[t+1] with factor 1
         # Th enters through S[t] (eq 5: dS/dTh = -dS/dV) and the reset term -Th S[t] of V[t+1]
-        grad_threshold = -(dspike_dv * grad_s_all).sum(dim=(0, 1)) - (spikes * grad_v_after).sum(dim=(0, 1))
+        spikes = (voltage >= threshold).to(voltage.dtype)
+        grad_threshold = -(dspike_dv * grad_s).sum(dim=(0, 1)) - (spikes * grad_v[1:]).sum(dim=(0, 1))
         if threshold.dim() == 0:
             grad_threshold = grad_threshold.sum()
         return grad_x, grad_threshold, None, None, None, None

@@ -95,3 +95,32 @@ def test_scalar_threshold_gradient():
 def test_bad_hyperparameters_name_the_parameter(kwargs, word):
     with pytest.raises(ValueError, match=word):
         lif_scan(torch.zeros(2, 1, 1), torch.ones(1), **kwargs)
+
+
+@pytest.mark.parametrize("mode", ["sparse", "dense", "auto"])
+def test_network_paths_match_the_reference(mode):
+    """Sparse (events -> CSR) and dense synaptic input give the reference's spikes and gradients in float64."""
+    from engine.data.base import SpikeSplit
+    from engine.network import RouserNetwork
+    from engine.neuron import NeuronParams
+
+    g = torch.Generator().manual_seed(3)
+    steps, batch, channels = 25, 3, 40
+    dense = (torch.rand(steps, batch, channels, generator=g) < 0.05).double()
+    samples = [(torch.nonzero(dense[:, b], as_tuple=True)[0].numpy(), torch.nonzero(dense[:, b], as_tuple=True)[1].numpy()) for b in range(batch)]
+    events = SpikeSplit.from_samples(samples, [0, 1, 2], steps, channels).batch([0, 1, 2])
+    assert torch.equal(events.dense(torch.float64), dense)
+    net = RouserNetwork([channels, 30, 6], 0.3, NeuronParams(), seed=0, weight_scale=3.0, input_mode=mode).double()
+    ref_w = [w.detach().clone().requires_grad_() for w in net.weights()]
+    ref_th = [t.detach().clone().requires_grad_() for t in net.thresholds()]
+    out = net(events)
+    ref = reference_network(dense, ref_w, ref_th)
+    for s, (sr, _) in zip(out, ref):
+        assert torch.equal(s, sr)
+    assert 0 < out[0].mean() and 0 < out[1].mean()
+    target = torch.rand(out[-1].shape, generator=g, dtype=torch.float64)
+    ((out[-1] - target) ** 2).sum().backward()
+    ((ref[-1][0] - target) ** 2).sum().backward()
+    for a, b in zip(net.weights() + net.thresholds(), ref_w + ref_th):
+        assert torch.allclose(a.grad, b.grad, atol=TOL, rtol=0)
+        assert b.grad.abs().max() > 0
