@@ -114,10 +114,72 @@ def _train(args) -> int:
     return 1 if errors else 0
 
 
+def _add_datasets(sub) -> None:
+    p = sub.add_parser("datasets", help="list every dataset with its status, sizes and shapes")
+    p.add_argument("--data-root", default=None, help="folder holding real datasets (default: $ROUSER_DATA)")
+    p.add_argument("--json", action="store_true", help="print the list as JSON")
+    p.set_defaults(func=_datasets)
+
+
+def _datasets(args) -> int:
+    from .data import format_datasets, list_datasets
+
+    rows = list_datasets(args.data_root)
+    print(json.dumps(rows, indent=2) if args.json else format_datasets(rows))
+    return 0
+
+
+def _add_crossval(sub) -> None:
+    p = sub.add_parser("crossval", help="check the engine's LIF dynamics against Brian2, spike for spike")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random networks (default %(default)s)")
+    p.add_argument("--trials", type=int, default=5, help="random networks to compare (default %(default)s)")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.set_defaults(func=_crossval)
+
+
+def _crossval(args) -> int:
+    from .crossval import format_report, run_crossval
+
+    if args.trials < 1:
+        raise RouserError(f"--trials must be >= 1, got {args.trials}")
+    report = run_crossval(seed=args.seed, trials=args.trials)
+    if args.json:
+        print(json.dumps({k: v for k, v in report.items() if k != "per_trial"}))
+    else:
+        print(format_report(report))
+    return 0 if report["agree"] else 1
+
+
+def _add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="training throughput and memory against snntorch and the dense-GEMM bound")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default %(default)s)")
+    p.add_argument("--batches", type=int, default=4, help="timed batches per round and kind (default %(default)s)")
+    p.add_argument("--no-snntorch", action="store_true", help="skip the snntorch comparison")
+    p.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    p.set_defaults(func=_bench)
+
+
+def _bench(args) -> int:
+    from .bench import format_bench, run_bench
+
+    if args.rounds < 1 or args.batches < 1:
+        raise RouserError("--rounds and --batches must be >= 1")
+    if not args.no_snntorch:
+        try:
+            import snntorch  # noqa: F401
+        except ImportError:
+            raise RouserError('snntorch is not installed; pip install -e ".[bench]" or pass --no-snntorch') from None
+    result = run_bench(args.rounds, args.batches, snntorch=not args.no_snntorch,
+                       progress=lambda m: print(f"bench: {m}", file=sys.stderr))
+    print(json.dumps(result, indent=2) if args.json else format_bench(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="rouser", description="Rouser Lab: spiking networks with learnable firing thresholds.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    _add_train(sub)
+    for add in (_add_train, _add_datasets, _add_crossval, _add_bench):
+        add(sub)
     return parser
 
 

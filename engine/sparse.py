@@ -8,6 +8,8 @@ measured spike density is below ``SPARSE_DENSITY`` (see ``rouser bench`` for the
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from .data.base import SpikeBatch
@@ -17,6 +19,8 @@ __all__ = ["SPARSE_DENSITY", "batch_to_csr", "dense_to_csr", "sparse_synaptic_in
 # Below this fraction of ones, CSR (conversion included) beat dense matmul for the 500 x 500 hidden
 # layer of the NMNIST network on 2 CPU cores (forward and weight gradient; measured at T*batch = 9600).
 SPARSE_DENSITY = 0.03
+
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
 
 
 def batch_to_csr(batch: SpikeBatch, dtype=torch.float32) -> torch.Tensor:

@@ -45,9 +45,17 @@ class SpikeBatch:
         move = lambda a: a.to(device, non_blocking=True)  # noqa: E731
         return SpikeBatch(move(self.times), move(self.samples), move(self.channels), move(self.labels), self.time_steps, self.num_channels)
 
-    def dense(self, dtype=torch.float32) -> torch.Tensor:
-        """The input spikes as a dense (T, batch, channels) tensor of zeros and ones."""
-        out = torch.zeros(self.time_steps, self.batch_size, self.num_channels, dtype=dtype, device=self.labels.device)
+    def dense(self, dtype=torch.float32, out: torch.Tensor | None = None) -> torch.Tensor:
+        """The input spikes as a dense (T, batch, channels) tensor of zeros and ones.
+
+        ``out``: a tensor of that shape and dtype to reuse (it is zeroed and filled), which saves
+        allocating fresh pages for every batch; the caller must be done with its old content.
+        """
+        shape = (self.time_steps, self.batch_size, self.num_channels)
+        if out is not None and tuple(out.shape) == shape and out.dtype == dtype and out.device == self.labels.device:
+            out.zero_()
+        else:
+            out = torch.zeros(shape, dtype=dtype, device=self.labels.device)
         out[self.times, self.samples, self.channels] = 1
         return out
 

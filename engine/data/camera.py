@@ -11,9 +11,12 @@ per pixel per step, which matches binned spikes with one step per bin.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
+
+from .base import SpikeSplit
+from .binning import TimeGrid, bin_events, pixel_channels
 
 __all__ = ["EventCamera", "CameraEvents"]
 
@@ -42,19 +45,35 @@ class EventCamera:
     log_eps: float = 0.05  # intensity offset inside the log (dark level)
 
     def record(self, render: Callable[[int, int, int], np.ndarray], num_samples: int, num_pixels: int,
-               num_steps: int, rng: np.random.Generator, chunk: int = 256) -> CameraEvents:
-        """Record ``num_samples`` scenes of ``num_steps`` steps.
+               num_steps: int, rng: np.random.Generator, chunk: int = 250) -> Iterator[tuple[int, int, CameraEvents]]:
+        """Record ``num_samples`` scenes of ``num_steps`` steps, ``chunk`` scenes at a time.
 
-        ``render(lo, hi, step)`` returns the linear intensities (>= 0) of recordings lo..hi-1 at
-        ``step`` as a float32 array of shape (hi - lo, num_pixels).
+        ``render(lo, hi, step)`` returns the linear intensities (>= 0) of scenes lo..hi-1 at
+        ``step`` as an array of shape (hi - lo, num_pixels). Yields (lo, hi, events of scenes
+        lo..hi-1, numbered from 0 within the chunk).
         """
         thresholds = np.maximum(
             self.threshold + self.threshold_spread * rng.standard_normal(num_pixels), 0.2 * self.threshold
         ).astype(np.float32)
-        parts = [self._record_chunk(render, lo, min(lo + chunk, num_samples), num_steps, thresholds)
-                 for lo in range(0, num_samples, chunk)]
-        parts.append(self._noise(num_samples, num_pixels, num_steps, rng))
-        return CameraEvents(*(np.concatenate([p[k] for p in parts]) for k in range(4)))
+        for lo in range(0, num_samples, chunk):
+            hi = min(lo + chunk, num_samples)
+            signal = self._record_chunk(render, lo, hi, num_steps, thresholds)
+            noise = self._noise(hi - lo, num_pixels, num_steps, rng)
+            yield lo, hi, CameraEvents(*(np.concatenate([a, b]) for a, b in zip(signal, noise)))
+
+    def record_binned(self, render, labels, width: int, height: int, grid: TimeGrid,
+                      rng: np.random.Generator) -> SpikeSplit:
+        """One scene per label, one camera step per bin of ``grid``, as a `SpikeSplit` of 2 * W * H channels.
+
+        ``render`` draws frames of W x H pixels (pixel = y * W + x); channel = p * W * H + y * W + x.
+        """
+        labels = np.asarray(labels)
+        splits = []
+        for lo, hi, events in self.record(render, len(labels), width * height, grid.time_steps, rng):
+            channels = pixel_channels(events.pixel % width, events.pixel // width, events.polarity, width, height)
+            splits.append(bin_events(events.sample, events.step * grid.bin_us, channels, labels[lo:hi], grid,
+                                     2 * width * height))
+        return SpikeSplit.concatenate(splits)
 
     def _log_frame(self, render, lo, hi, step) -> np.ndarray:
         frame = np.asarray(render(lo, hi, step), dtype=np.float32)
@@ -66,7 +85,7 @@ class EventCamera:
         last_event = np.full(reference.shape, -(self.refractory_steps + 1), dtype=np.int32)
         diff = np.empty_like(reference)
         on, off = np.empty(reference.shape, bool), np.empty(reference.shape, bool)
-        out = []
+        out = [tuple(np.zeros(0, np.int64) for _ in range(4))]
         for step in range(1, num_steps):
             level = self._log_frame(render, lo, hi, step)
             np.subtract(level, reference, out=diff)
@@ -76,13 +95,12 @@ class EventCamera:
             if self.refractory_steps > 0:
                 fired &= last_event < step - self.refractory_steps
                 last_event[fired] = step
-            rows, pixels = np.nonzero(fired)
-            if len(rows) == 0:
+            flat = np.flatnonzero(fired)
+            if len(flat) == 0:
                 continue
-            reference[rows, pixels] = level[rows, pixels]
-            out.append((rows + lo, np.full(len(rows), step), pixels, on[rows, pixels]))
-        if not out:
-            return tuple(np.zeros(0, np.int64) for _ in range(4))
+            reference.flat[flat] = level.flat[flat]
+            rows, pixels = np.divmod(flat, reference.shape[1])
+            out.append((rows, np.full(len(flat), step), pixels, on.flat[flat]))
         return tuple(np.concatenate([o[k] for o in out]).astype(np.int64) for k in range(4))
 
     def _noise(self, num_samples, num_pixels, num_steps, rng):

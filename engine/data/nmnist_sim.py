@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import SpikeDataset
-from .binning import TimeGrid, bin_events, pixel_channels
+from .binning import TimeGrid
 from .cache import cached_dataset
 from .camera import EventCamera
 from .errors import DatasetError
@@ -31,7 +31,7 @@ STEPS = 300  # 1 ms each
 SACCADE_MS = 100
 # corners of the triangle the digit travels (x, y in pixels), one saccade between consecutive corners
 TRIANGLE = np.array([[0.0, 0.0], [3.5, 7.0], [7.0, 0.0], [0.0, 0.0]])
-NMNIST_SIM_CAMERA = EventCamera(threshold=0.25, threshold_spread=0.03, refractory_steps=0, noise_rate=2e-4)
+NMNIST_SIM_CAMERA = EventCamera(threshold=0.35, threshold_spread=0.03, refractory_steps=0, noise_rate=2e-4)
 CLASS_NAMES = [str(d) for d in range(10)]
 
 
@@ -100,13 +100,10 @@ def make_nmnist_sim(seed: int = 0, camera: EventCamera = NMNIST_SIM_CAMERA, test
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
     rng = np.random.default_rng(seed)
-    events = camera.record(_renderer(images, saccade_offsets()), len(images), SIZE * SIZE, STEPS, rng)
-    channels = pixel_channels(events.pixel % SIZE, events.pixel // SIZE, events.polarity, SIZE, SIZE)
-    grid = TimeGrid(STEPS, 1.0)
-    everything = bin_events(events.sample, events.step * 1000, channels, labels, grid, 2 * SIZE * SIZE)
-    train, test = _stratified_split(labels, test_per_class, rng)
-    return SpikeDataset("nmnist-sim", everything.subset(train), everything.subset(test), 10, (SIZE, SIZE, 2),
-                        bin_ms=1.0, class_names=CLASS_NAMES)
+    grid, offsets = TimeGrid(STEPS, 1.0), saccade_offsets()
+    splits = [camera.record_binned(_renderer(images[part], offsets), labels[part], SIZE, SIZE, grid, rng)
+              for part in _stratified_split(labels, test_per_class, rng)]
+    return SpikeDataset("nmnist-sim", *splits, 10, (SIZE, SIZE, 2), bin_ms=1.0, class_names=CLASS_NAMES)
 
 
 def load_nmnist_sim(cache_dir: str | Path | None = None, seed: int = 0) -> SpikeDataset:

@@ -1,0 +1,199 @@
+"""`rouser bench`: training throughput and peak memory of the engine against snntorch and the dense-GEMM bound.
+
+Each measurement runs in its own child process (so its peak RSS is its own), and the kinds are
+interleaved round by round in one invocation, so ratios are measured under the same machine load.
+All kinds train the paper's NMNIST network (2312-500-500-10, T = 300) on the same `nmnist-sim` batches.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data import load_dataset
+from .loss import fir_kernel, target_spikes, van_rossum_loss
+from .network import RouserNetwork, get_preset
+from .neuron import NeuronParams
+
+__all__ = ["run_bench", "format_bench"]
+
+KINDS = ("rouser", "snntorch", "dense_gemm")
+WARMUP = 1
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _batches(batch_size: int, count: int, time_steps: int):
+    data = load_dataset("nmnist-sim", time_steps=time_steps).train
+    order = np.random.default_rng(0).permutation(len(data))
+    return [data.batch(order[k * batch_size:(k + 1) * batch_size]) for k in range(count)], data.num_channels
+
+
+def _time_steps(step, batches, device) -> float:
+    """Seconds per batch of ``step(batch)`` after a warm-up, synchronising CUDA around the clock."""
+    for b in batches[:WARMUP]:
+        step(b)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for b in batches[WARMUP:]:
+        step(b)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / (len(batches) - WARMUP)
+
+
+def _rouser_step(sizes, device, kernel, time_steps):
+    """Forward, backward (hand-written BPTT, sparse input) and Adam step of the engine."""
+    model = RouserNetwork(sizes, 1.0, NeuronParams(), seed=0).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step(batch):
+        batch = batch.to(device)
+        out = model(batch)[-1]
+        loss = van_rossum_loss(out, target_spikes(batch.labels, sizes[-1], time_steps), kernel)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return step
+
+
+def _snntorch_step(sizes, device, kernel, time_steps):
+    """The usual snntorch way: nn.Linear + snn.Synaptic per layer, a Python loop over time, autograd BPTT."""
+    import snntorch as snn
+
+    linears = nn.ModuleList(nn.Linear(i, o, bias=False) for i, o in zip(sizes[:-1], sizes[1:])).to(device)
+    neurons = nn.ModuleList(snn.Synaptic(alpha=0.75, beta=0.97, threshold=1.0, learn_threshold=True,
+                                         reset_mechanism="subtract") for _ in sizes[1:]).to(device)
+    optimizer = torch.optim.Adam(list(linears.parameters()) + list(neurons.parameters()), lr=1e-3)
+
+    def step(batch):
+        batch = batch.to(device)
+        x = batch.dense()
+        states = [n.init_synaptic() for n in neurons]
+        out = []
+        for t in range(time_steps):
+            s = x[t]
+            for k, (fc, lif) in enumerate(zip(linears, neurons)):
+                s, syn, mem = lif(fc(s), *states[k])
+                states[k] = (syn, mem)
+            out.append(s)
+        loss = van_rossum_loss(torch.stack(out), target_spikes(batch.labels, sizes[-1], time_steps), kernel)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return step
+
+
+def _dense_gemm_step(sizes, device, kernel, time_steps):
+    """Only the dense matmuls of a training step: forward, input gradient and weight gradient per layer."""
+    weights = [torch.randn(o, i, device=device) for i, o in zip(sizes[:-1], sizes[1:])]
+
+    def step(batch):
+        rows = time_steps * batch.batch_size
+        for w in weights:
+            x = torch.ones(rows, w.shape[1], device=device)
+            y = x @ w.t()
+            _ = y @ w
+            _ = y.t() @ x
+    return step
+
+
+def worker(kind: str, batches: int, batch_size: int, device_name: str) -> dict:
+    """Measure one kind in this process; returns samples/s and peak RSS."""
+    torch.manual_seed(0)
+    device = torch.device(device_name)
+    preset = get_preset("nmnist")
+    data, channels = _batches(batch_size, batches + WARMUP, preset.time_steps)
+    sizes = [channels, *preset.hidden, 10]
+    kernel = fir_kernel(device=device)
+    base = _rss_mb()
+    step = dict(rouser=_rouser_step, snntorch=_snntorch_step, dense_gemm=_dense_gemm_step)[kind](
+        sizes, device, kernel, preset.time_steps)
+    seconds = _time_steps(step, data, device)
+    result = dict(kind=kind, samples_per_s=batch_size / seconds, peak_rss_mb=_rss_mb(), base_rss_mb=base)
+    if device.type == "cuda":
+        result["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return result
+
+
+def _child(kind: str, batches: int, batch_size: int, device: str) -> dict:
+    cmd = [sys.executable, "-m", "engine.bench", kind, str(batches), str(batch_size), device]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench worker {kind} failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def quick_epoch_seconds() -> dict:
+    """Wall time of one epoch of the `quick` preset on the default dataset through the Trainer (metrics included)."""
+    from .config import TrainConfig
+    from .train import Trainer
+
+    trainer = Trainer(TrainConfig(preset="quick", device="cpu", lr_th=1e-2))
+    start = time.perf_counter()
+    batches = [e.data for e in trainer.events() if e.kind == "batch"]
+    seconds = time.perf_counter() - start
+    per_batch = [1000 * trainer.config.batch_size / b["samples_per_s"] for b in batches]
+    return dict(quick_epoch_s=seconds, quick_batches=len(batches), quick_batch_ms_median=statistics.median(per_batch))
+
+
+def run_bench(rounds: int = 3, batches: int = 4, batch_size: int = 32, snntorch: bool = True,
+              progress=lambda message: None) -> dict:
+    """Interleave the kinds for ``rounds`` rounds; report medians and ratios (see module docstring)."""
+    kinds = [k for k in KINDS if snntorch or k != "snntorch"]
+    runs: dict[str, list[dict]] = {k: [] for k in kinds}
+    for r in range(rounds):
+        for kind in kinds:
+            progress(f"round {r + 1}/{rounds}: {kind}")
+            runs[kind].append(_child(kind, batches, batch_size, "cpu"))
+    med = {k: statistics.median(x["samples_per_s"] for x in v) for k, v in runs.items()}
+    peak = {k: max(x["peak_rss_mb"] for x in v) for k, v in runs.items()}
+    result = dict(network="2312-500-500-10", time_steps=300, batch_size=batch_size, rounds=rounds,
+                  batches_per_round=batches, threads=torch.get_num_threads(),
+                  samples_per_s=med["rouser"], peak_rss_mb=peak["rouser"],
+                  dense_gemm_samples_per_s=med["dense_gemm"], ratio_to_dense_gemm=med["rouser"] / med["dense_gemm"],
+                  per_round={k: [round(x["samples_per_s"], 2) for x in v] for k, v in runs.items()})
+    if snntorch:
+        result.update(snntorch_samples_per_s=med["snntorch"], speedup_vs_snntorch=med["rouser"] / med["snntorch"],
+                      snntorch_peak_rss_mb=peak["snntorch"], memory_ratio_vs_snntorch=peak["rouser"] / peak["snntorch"])
+    if torch.cuda.is_available():
+        progress("cuda")
+        cuda = [_child(k, batches * 4, batch_size, "cuda") for k in kinds]
+        result["cuda"] = {x["kind"]: dict(samples_per_s=x["samples_per_s"], peak_cuda_mb=x.get("peak_cuda_mb")) for x in cuda}
+    progress("quick preset epoch")
+    result.update(quick_epoch_seconds())
+    return result
+
+
+def format_bench(r: dict) -> str:
+    lines = [f"network {r['network']}, T = {r['time_steps']}, batch {r['batch_size']}, {r['threads']} threads, "
+             f"median of {r['rounds']} interleaved rounds",
+             f"{'':<14}{'samples/s':>11}{'peak RSS MB':>13}",
+             f"{'rouser':<14}{r['samples_per_s']:>11.1f}{r['peak_rss_mb']:>13.0f}"]
+    if "snntorch_samples_per_s" in r:
+        lines.append(f"{'snntorch':<14}{r['snntorch_samples_per_s']:>11.1f}{r['snntorch_peak_rss_mb']:>13.0f}")
+    lines.append(f"{'dense GEMM':<14}{r['dense_gemm_samples_per_s']:>11.1f}{'':>13}")
+    if "speedup_vs_snntorch" in r:
+        lines.append(f"speed-up vs snntorch {r['speedup_vs_snntorch']:.1f}x, memory {r['memory_ratio_vs_snntorch']:.2f}x of snntorch's")
+    lines.append(f"ratio to the dense-GEMM bound {r['ratio_to_dense_gemm']:.2f}x")
+    for kind, c in r.get("cuda", {}).items():
+        lines.append(f"cuda {kind}: {c['samples_per_s']:.1f} samples/s, peak {c['peak_cuda_mb'] or 0:.0f} MB")
+    lines.append(f"quick preset: one epoch {r['quick_epoch_s']:.1f} s ({r['quick_batches']} batches, "
+                 f"median {r['quick_batch_ms_median']:.0f} ms per batch)")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # child process: python -m engine.bench KIND BATCHES BATCH_SIZE DEVICE
+    kind, n, bs, dev = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    print(json.dumps(worker(kind, n, bs, dev)))

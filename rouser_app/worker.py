@@ -1,0 +1,197 @@
+"""Training in a worker thread that only appends events to a queue and checks a stop flag.
+
+A server-wide `RunLimiter` caps how many runs train at once; further runs wait in its queue
+(in the order they were asked for) and start as soon as a slot frees.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import queue
+import threading
+import time
+from pathlib import Path
+
+from engine.config import TrainConfig
+from engine.errors import RouserError
+from engine.train import Event, Trainer, compare, prepare_dataset, run_name
+
+__all__ = ["RunJob", "RunLimiter", "LIMITER", "describe_error"]
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for the status bar: the engine's own message, or the exception's type and first line."""
+    if isinstance(exc, RouserError):
+        text = str(exc)
+    elif isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
+        text = f"out of memory ({type(exc).__name__}); choose a smaller preset or batch size"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+class RunLimiter:
+    """At most ``max_runs`` jobs train at once on this server; the rest wait first come, first served."""
+
+    def __init__(self, max_runs: int = 2):
+        self.max_runs = max(1, int(max_runs))
+        self._lock = threading.Lock()
+        self._active: set[RunJob] = set()
+        self._waiting: collections.deque[RunJob] = collections.deque()
+
+    @property
+    def active(self) -> int:
+        with self._lock:
+            return len(self._active)
+
+    def position(self, job: "RunJob") -> int:
+        """1-based place of ``job`` in the queue; 0 when it is not waiting."""
+        with self._lock:
+            return self._waiting.index(job) + 1 if job in self._waiting else 0
+
+    def submit(self, job: "RunJob") -> bool:
+        """Start ``job`` now when a slot is free (True) or queue it (False)."""
+        with self._lock:
+            start = len(self._active) < self.max_runs
+            (self._active.add if start else self._waiting.append)(job)
+        if start:
+            job._launch()
+        return start
+
+    def release(self, job: "RunJob") -> None:
+        """``job`` finished or was withdrawn: free its slot and start whoever waits next."""
+        with self._lock:
+            self._active.discard(job)
+            if job in self._waiting:
+                self._waiting.remove(job)
+            starting = []
+            while self._waiting and len(self._active) < self.max_runs:
+                nxt = self._waiting.popleft()
+                self._active.add(nxt)
+                starting.append(nxt)
+        for nxt in starting:
+            nxt._launch()
+
+
+LIMITER = RunLimiter(int(os.environ.get("ROUSER_MAX_RUNS", "2") or 2))
+
+
+class RunJob:
+    """One dashboard run: Rouser and (with ``compare``) its fixed-threshold baseline, trained in a thread.
+
+    The thread only puts `Event`s on ``self.events`` and checks the stop flag; ``drain()`` takes them off
+    on the caller's side (the page's event loop). A final ``Event("done", "job")`` marks the end.
+    """
+
+    def __init__(self, config: TrainConfig, compare: bool = True, out: str | Path | None = None,
+                 limiter: RunLimiter | None = None, dataset=None):
+        self.config = config.validate()
+        self.compare = compare
+        self.out = Path(out) if out else None
+        self.limiter = limiter
+        self.dataset = dataset
+        self.runs = ["rouser", "fixed"] if compare else [run_name(config)]
+        self.events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self.state = "created"  # created -> queued -> running -> done
+        self.trainers: list[Trainer] = []
+        self.thread: threading.Thread | None = None
+        self.started_at: float | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ control, from any thread
+    def start(self) -> None:
+        """Train now, or wait for a free slot when the server's limit is reached."""
+        self.state = "queued"
+        if self.limiter is None:
+            self._launch()
+        else:
+            self.limiter.submit(self)
+
+    def stop(self) -> None:
+        """Ask every trainer to stop before its next batch; a queued job is withdrawn at once."""
+        with self._lock:
+            self._stop.set()
+            trainers = list(self.trainers)
+            withdrawn = self.state == "queued" and self.thread is None
+            if withdrawn:
+                self.state = "done"
+        for trainer in trainers:
+            trainer.cancel()
+        if withdrawn:
+            for run in self.runs:
+                self.events.put(Event("end", run, dict(run=run, status="cancelled")))
+            self.events.put(Event("done", "job"))
+            if self.limiter is not None:
+                self.limiter.release(self)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def queue_position(self) -> int:
+        return self.limiter.position(self) if self.limiter is not None and self.state == "queued" else 0
+
+    @property
+    def done(self) -> bool:
+        return self.state == "done"
+
+    def drain(self, limit: int | None = None) -> list[Event]:
+        """Take the events waiting in the queue (at most ``limit``)."""
+        out = []
+        while limit is None or len(out) < limit:
+            try:
+                out.append(self.events.get_nowait())
+            except queue.Empty:
+                break
+        return out
+
+    def join(self, timeout: float | None = None) -> None:
+        if self.thread is not None:
+            self.thread.join(timeout)
+
+    # ------------------------------------------------------------------ the worker thread
+    def _launch(self) -> None:
+        with self._lock:
+            if self.state == "done":  # withdrawn while waiting
+                return
+            self.state = "running"
+            self.thread = threading.Thread(target=self._work, name=f"rouser-run-{id(self):x}", daemon=True)
+        self.started_at = time.perf_counter()
+        self.thread.start()
+
+    def _work(self) -> None:
+        try:
+            if not self._stop.is_set():
+                self._train()
+            else:
+                for run in self.runs:
+                    self.events.put(Event("end", run, dict(run=run, status="cancelled")))
+        except BaseException as exc:  # noqa: BLE001 - nothing may escape the thread or reach the server
+            self.events.put(Event("error", "job", dict(message=describe_error(exc))))
+        finally:
+            with self._lock:
+                self.state = "done"
+                self.trainers = []  # free the models: the page keeps only the events
+                self.dataset = None
+            self.events.put(Event("done", "job"))
+            if self.limiter is not None:
+                self.limiter.release(self)
+
+    def _train(self) -> None:
+        dataset = self.dataset if self.dataset is not None else prepare_dataset(self.config)
+        if self.compare:
+            trainers, stream = compare(self.config, self.out, dataset)
+        else:
+            trainer = Trainer(self.config, dataset, self.out)
+            trainers, stream = [trainer], trainer.events()
+        with self._lock:
+            self.trainers = trainers
+            cancel = self._stop.is_set()
+        for trainer in trainers:
+            if cancel:
+                trainer.cancel()
+        for event in stream:
+            self.events.put(event)
