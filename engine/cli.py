@@ -1,4 +1,4 @@
-"""`rouser` command line: train, datasets, crossval, bench.
+"""`rouser` command line: train, datasets, crossval, bench, reproduce.
 
 User errors (bad values, missing files) print one line and exit with code 2; a run that fails
 (NaN loss) prints one line and exits with code 1.
@@ -87,9 +87,10 @@ def _train(args) -> int:
     else:
         trainer = Trainer(config, out=out, resume=args.resume)
         trainers, events = [trainer], trainer.events()
+    main_rank = trainers[0].world.is_main  # under torchrun only rank 0 reports and writes
     started = time.perf_counter()
     summaries, errors = {}, []
-    with ProgressBars(disable=args.quiet) as bars:
+    with ProgressBars(disable=args.quiet or not main_rank) as bars:
         try:
             for event in events:
                 bars.update(event)
@@ -102,6 +103,8 @@ def _train(args) -> int:
                 t.cancel()
             errors.append("interrupted; the checkpoints of completed epochs are kept")
     result = dict(runs=summaries, errors=errors, seconds=round(time.perf_counter() - started, 3))
+    if not main_rank:
+        return 1 if errors else 0
     if out:
         out.mkdir(parents=True, exist_ok=True)
         (out / "summary.json").write_text(json.dumps(result, indent=2))
@@ -175,10 +178,54 @@ def _bench(args) -> int:
     return 0
 
 
+def _add_reproduce(sub) -> None:
+    from .experiments import BUDGETS, EXPERIMENTS
+
+    p = sub.add_parser("reproduce", help="reproduce the paper's experiments: runs, CSV/JSON tables and PNG figures")
+    p.add_argument("experiment", help=f"one of: {', '.join(EXPERIMENTS)}; all (every one on --dataset); "
+                   "report (the runs of docs/results.md, then the page itself)")
+    p.add_argument("--dataset", default="nmnist-sim", help="dataset name (see `rouser datasets`); default %(default)s")
+    p.add_argument("--data-root", default=None, help="folder holding real datasets (default: $ROUSER_DATA)")
+    p.add_argument("--budget", default="quick", help=f"{', '.join(BUDGETS)}: how long each run trains (default %(default)s)")
+    p.add_argument("--seeds", type=int, default=1, help="seeds per run (mean and min-max band); default %(default)s")
+    p.add_argument("--out", default="runs/reproduce", help="folder for runs and results (default %(default)s); "
+                   "finished runs found there are not trained again")
+    p.add_argument("--docs", default="docs", help="report only: folder receiving results.md and results/ (default %(default)s)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress lines or bars")
+    p.set_defaults(func=_reproduce)
+
+
+def _reproduce(args) -> int:
+    from .experiments import EXPERIMENTS, run_all, run_experiment
+
+    if args.experiment == "report":
+        from .results_page import write_report
+
+        path = write_report(args.out, args.docs, budget=args.budget, seeds=args.seeds, data_root=args.data_root,
+                            quiet=args.quiet)
+        print(f"wrote {path}")
+        return 0
+    if args.experiment == "all":
+        records = run_all(args.dataset, args.budget, args.seeds, args.out, args.data_root, args.quiet)
+    elif args.experiment in EXPERIMENTS:
+        records = {args.experiment: run_experiment(args.experiment, args.dataset, args.budget, args.seeds, args.out,
+                                                   args.data_root, args.quiet)}
+    else:
+        raise RouserError(f"unknown experiment {args.experiment!r}; choose one of: {', '.join(EXPERIMENTS)}, all, report")
+    if args.json:
+        print(json.dumps(records, indent=2))
+    else:
+        for name, r in records.items():
+            print(f"{name}: {r['runs_trained']} runs trained, {r['runs_skipped']} already done, {r['seconds']:.0f} s; "
+                  f"figures: {', '.join(r['figures'])}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="rouser", description="Rouser Lab: spiking networks with learnable firing thresholds.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for add in (_add_train, _add_datasets, _add_crossval, _add_bench):
+    for add in (_add_train, _add_datasets, _add_crossval, _add_bench, _add_reproduce):
         add(sub)
     return parser
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["EpochActivity", "layer_metrics", "threshold_sample_indices", "probe_raster"]
+__all__ = ["EpochActivity", "batch_activity", "layer_metrics", "threshold_sample_indices", "probe_raster"]
 
 
 def threshold_sample_indices(neurons: int, count: int = 8) -> list[int]:
@@ -13,24 +13,28 @@ def threshold_sample_indices(neurons: int, count: int = 8) -> list[int]:
     return sorted({round(k * (neurons - 1) / max(1, count - 1)) for k in range(count)})
 
 
+def batch_activity(spikes: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Per layer: which neurons spiked at least once on the batch, and the layer's spike count."""
+    with torch.no_grad():
+        return [s.amax(dim=(0, 1)) > 0 for s in spikes], [s.sum() for s in spikes]
+
+
 class EpochActivity:
     """Which neurons of each layer have spiked so far in the epoch; the rest are dead (paper Table 3)."""
 
     def __init__(self, sizes: list[int], device=None):
         self.fired = [torch.zeros(n, dtype=torch.bool, device=device) for n in sizes]
 
-    def update(self, spikes: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Record a batch; returns per layer which neurons spiked at least once in it."""
-        batch_fired = [s.detach().amax(dim=(0, 1)) > 0 for s in spikes]
+    def update(self, batch_fired: list[torch.Tensor]) -> None:
+        """Record which neurons of each layer spiked on a batch."""
         for seen, now in zip(self.fired, batch_fired):
             seen |= now
-        return batch_fired
 
     def dead_percent(self) -> list[float]:
         return [100.0 * (1.0 - f.float().mean().item()) for f in self.fired]
 
 
-def layer_metrics(spikes: list[torch.Tensor], batch_fired: list[torch.Tensor], activity: EpochActivity,
+def layer_metrics(batch_fired: list[torch.Tensor], spike_percent: list[float], activity: EpochActivity,
                   thresholds: list[torch.Tensor], weights: list[torch.Tensor], initial_weights: list[torch.Tensor],
                   sample_indices: list[list[int]], probe_spikes: list[torch.Tensor] | None) -> list[dict]:
     """One dict per layer with the metrics every batch logs.
@@ -43,13 +47,13 @@ def layer_metrics(spikes: list[torch.Tensor], batch_fired: list[torch.Tensor], a
     dead = activity.dead_percent()
     rows = []
     with torch.no_grad():
-        for k, (s, fired, th, w, w0, idx) in enumerate(zip(spikes, batch_fired, thresholds, weights, initial_weights, sample_indices)):
+        for k, (fired, th, w, w0, idx) in enumerate(zip(batch_fired, thresholds, weights, initial_weights, sample_indices)):
             stats = torch.stack([
-                fired.float().mean(), s.mean() * 100.0, th.mean(), th.min(), th.max(),
+                fired.float().mean(), th.mean(), th.min(), th.max(),
                 torch.linalg.vector_norm(w - w0) / torch.linalg.vector_norm(w0).clamp_min(1e-12),
             ]).tolist()
-            row = dict(active_fraction=stats[0], spike_percent=stats[1], threshold_mean=stats[2],
-                       threshold_min=stats[3], threshold_max=stats[4], weight_change=stats[5],
+            row = dict(active_fraction=stats[0], spike_percent=spike_percent[k], threshold_mean=stats[1],
+                       threshold_min=stats[2], threshold_max=stats[3], weight_change=stats[4],
                        dead_percent=dead[k], threshold_sample=th[idx].tolist())
             if probe_spikes is not None:
                 row["probe_active_fraction"] = (probe_spikes[k].amax(dim=(0, 1)) > 0).float().mean().item()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import torch
 
 from .data.base import SpikeBatch
@@ -24,16 +25,23 @@ warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta"
 
 
 def batch_to_csr(batch: SpikeBatch, dtype=torch.float32) -> torch.Tensor:
-    """The batch's input spikes as a (T * batch, channels) CSR matrix; row t * batch + b, built from indices."""
-    rows = batch.times * batch.batch_size + batch.samples
-    key = rows * batch.num_channels + batch.channels
-    order = torch.argsort(key)
-    rows, cols = rows[order], batch.channels[order]
+    """The batch's input spikes as a (T * batch, channels) CSR matrix; row t * batch + b, built from indices.
+
+    A batch's events come sorted by (sample, t, channel), so a stable sort on the row alone leaves the
+    columns of every row sorted. On the CPU numpy's radix sort of small integers does it in a few ms.
+    """
     num_rows = batch.time_steps * batch.batch_size
+    rows = batch.times * batch.batch_size + batch.samples
+    if rows.is_cuda:
+        order = torch.argsort(rows, stable=True)
+    else:
+        small = np.int16 if num_rows <= np.iinfo(np.int16).max else np.int32
+        order = torch.from_numpy(np.argsort(rows.numpy().astype(small), kind="stable"))
+    rows, cols = rows[order], batch.channels[order]
     crow = torch.zeros(num_rows + 1, dtype=torch.int64, device=rows.device)
     crow[1:] = torch.cumsum(torch.bincount(rows, minlength=num_rows), 0)
     values = torch.ones(rows.numel(), dtype=dtype, device=rows.device)
-    return torch.sparse_csr_tensor(crow, cols, values, (num_rows, batch.num_channels))
+    return torch.sparse_csr_tensor(crow, cols, values, (num_rows, batch.num_channels), check_invariants=False)
 
 
 def dense_to_csr(spikes: torch.Tensor) -> torch.Tensor:

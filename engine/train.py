@@ -20,8 +20,9 @@ import torch
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig
 from .data import SpikeDataset, SpikeSplit, load_dataset
+from .distributed import current_world
 from .loss import fir_kernel, predict, target_spikes, van_rossum_loss
-from .metrics import EpochActivity, layer_metrics, probe_raster, threshold_sample_indices
+from .metrics import EpochActivity, batch_activity, layer_metrics, probe_raster, threshold_sample_indices
 from .network import RouserNetwork, get_preset
 
 __all__ = ["Event", "Trainer", "compare", "resolve_device", "run_name"]
@@ -58,7 +59,12 @@ def prepare_dataset(config: TrainConfig) -> SpikeDataset:
 
 
 class Trainer:
-    """Trains one network; iterate ``events()`` to run it, call ``cancel()`` from any thread to stop it."""
+    """Trains one network; iterate ``events()`` to run it, call ``cancel()`` from any thread to stop it.
+
+    Under torchrun each rank trains on its shard of every global batch (``batch_size`` is the global
+    size) through DistributedDataParallel, so weight and threshold gradients are all-reduced and all
+    ranks keep identical parameters; metrics are reduced over ranks and only rank 0 writes files.
+    """
 
     def __init__(self, config: TrainConfig, dataset: SpikeDataset | None = None, out: str | Path | None = None,
                  resume: str | Path | None = None, name: str | None = None):
@@ -68,7 +74,8 @@ class Trainer:
         self.config = config.validate()
         self.name = name or run_name(config)
         self.out = Path(out) if out else (Path(resume) if resume else None)
-        self.device = resolve_device(config.device)
+        self.world = current_world(resolve_device(config.device))
+        self.device = self.world.device(resolve_device(config.device))
         self.dataset = dataset if dataset is not None else prepare_dataset(config)
         steps = config.time_steps or get_preset(config.preset).time_steps
         if self.dataset.time_steps != steps:
@@ -78,11 +85,13 @@ class Trainer:
                                    config.weight_scale, config.weight_norm).to(self.device)
         self.initial_weights = [w.detach().clone() for w in self.model.weights()]
         self.optimizer = self._optimizer()
+        self.network = self._parallel(self.model)
         self.kernel = fir_kernel(config.loss_tau, device=self.device)
         self.probe = self.dataset.test.batch([0]).to(self.device)
         self.sample_indices = [threshold_sample_indices(n) for n in self.sizes[1:]]
         self.history: list[dict] = []
         self.epoch = 0  # epochs completed
+        self.step = 0  # batches trained
         self._cancel = threading.Event()
         if state is not None:
             self._restore(state)
@@ -97,6 +106,12 @@ class Trainer:
             for th in self.model.thresholds():
                 th.requires_grad_(False)
         return torch.optim.Adam(groups)
+
+    def _parallel(self, model):
+        """The model wrapped in DistributedDataParallel when there are several ranks."""
+        if not self.world.distributed:
+            return model
+        return torch.nn.parallel.DistributedDataParallel(model)
 
     def cancel(self) -> None:
         """Ask the run to stop before its next batch."""
@@ -121,18 +136,19 @@ class Trainer:
         self.initial_weights = [w.to(self.device) for w in state["initial_weights"]]
         self.history = list(state["history"])
         self.epoch = int(state["epoch"])
+        self.step = sum(r["kind"] == "batch" for r in self.history)
         self.name = state.get("name", self.name)
         torch.set_rng_state(state["torch_rng"])
 
     def _log(self, record: dict) -> None:
         self.history.append(record)
-        if self.out:
+        if self.out and self.world.is_main:
             with open(self.out / "history.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
 
     def _start_files(self) -> None:
         """Rewrite history.jsonl from the (possibly resumed) history; write the first checkpoint."""
-        if not self.out:
+        if not self.out or not self.world.is_main:
             return
         self.out.mkdir(parents=True, exist_ok=True)
         with open(self.out / "history.jsonl", "w") as f:
@@ -141,22 +157,24 @@ class Trainer:
             save_checkpoint(self.state(), self.out)
 
     # ---------------------------------------------------------------- training
-    def forward(self, batch):
+    def forward(self, batch, network=None):
         """Spikes of every layer and the van Rossum loss (eq 6) against the label's target trains."""
-        spikes = self.model(batch)
+        spikes = (network or self.model)(batch)
         target = target_spikes(batch.labels, self.sizes[-1], batch.time_steps, self.config.true_rate,
                                self.config.false_rate, spikes[-1].dtype)
         return spikes, van_rossum_loss(spikes[-1], target, self.kernel)
 
     @torch.no_grad()
     def evaluate(self, split: SpikeSplit) -> dict:
-        """Loss and accuracy over a whole split, without gradients."""
-        loss, correct = 0.0, 0
-        for start in range(0, len(split), EVAL_BATCH):
-            batch = split.batch(np.arange(start, min(len(split), start + EVAL_BATCH))).to(self.device)
+        """Loss and accuracy over a whole split, without gradients (each rank takes its shard)."""
+        totals = torch.zeros(2, dtype=torch.float64, device=self.device)  # summed loss, correct
+        mine = self.world.shard(np.arange(len(split)))
+        for start in range(0, len(mine), EVAL_BATCH):
+            batch = split.batch(mine[start:start + EVAL_BATCH]).to(self.device)
             spikes, batch_loss = self.forward(batch)
-            loss += batch_loss.item() * batch.batch_size
-            correct += (predict(spikes[-1]) == batch.labels).sum().item()
+            totals[0] += batch_loss.double() * batch.batch_size
+            totals[1] += (predict(spikes[-1]) == batch.labels).sum()
+        loss, correct = self.world.sum(totals).tolist()
         return dict(loss=loss / max(1, len(split)), accuracy=correct / max(1, len(split)))
 
     def events(self) -> Iterator[Event]:
@@ -196,33 +214,42 @@ class Trainer:
                           test_loss=test["loss"], dead_percent=activity.dead_percent(),
                           thresholds=[dict(mean=t.mean().item(), min=t.min().item(), max=t.max().item()) for t in self.model.thresholds()])
             self._log(record)
-            if self.out:
+            if self.out and self.world.is_main:
                 save_checkpoint(self.state(), self.out)
             yield Event("epoch", self.name, record)
         yield Event("end", self.name, self.summary("finished", time.perf_counter() - started))
 
     def _train_batch(self, train: SpikeSplit, indices: np.ndarray, activity: EpochActivity) -> dict | None:
-        """One Adam step on one batch; None when the loss is not finite."""
+        """One Adam step on one global batch (this rank's shard of it); None when loss or gradients are not finite."""
         t0 = time.perf_counter()
-        batch = train.batch(indices).to(self.device)
-        spikes, loss = self.forward(batch)
-        if not torch.isfinite(loss):
+        local = self.world.shard(indices)
+        batch = train.batch(local).to(self.device)
+        spikes, loss = self.forward(batch, self.network)
+        if self.world.max(torch.isfinite(loss).logical_not().float().reshape(1)).item():
             return None
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        # each rank's mean loss weighted by its share, so the all-reduced mean is the global batch's mean
+        (loss * (len(local) * self.world.size / len(indices))).backward()
         if not self._gradients_finite():
             return None
         self.optimizer.step()
-        batch_fired = activity.update(spikes)
+        fired, counts = batch_activity(spikes)
+        fired = [f.bool() for f in self.world.max(torch.cat([f.float() for f in fired])).split(self.sizes[1:])]
+        correct = (predict(spikes[-1]) == batch.labels).sum()
+        totals = self.world.sum(torch.stack([loss.detach() * len(local), correct.to(loss.dtype), *counts]).double())
+        loss_sum, correct, *counts = totals.tolist()
+        activity.update(fired)
+        steps = batch.time_steps
+        spike_percent = [100.0 * c / (steps * len(indices) * n) for c, n in zip(counts, self.sizes[1:])]
         with torch.no_grad():
             probe = self.model(self.probe)
-        layers = layer_metrics(spikes, batch_fired, activity, self.model.thresholds(), self.model.weights(),
+        layers = layer_metrics(fired, spike_percent, activity, self.model.thresholds(), self.model.weights(),
                                self.initial_weights, self.sample_indices, probe)
-        correct = (predict(spikes[-1]) == batch.labels).sum().item()
-        step = len([r for r in self.history if r.get("kind") == "batch"]) + 1
-        record = dict(step=step, loss=loss.item(), train_accuracy=correct / batch.batch_size,
-                      samples_per_s=batch.batch_size / (time.perf_counter() - t0), layers=layers,
-                      _correct=correct, _seen=batch.batch_size)
+        self.step += 1
+        step = self.step
+        record = dict(step=step, loss=loss_sum / len(indices), train_accuracy=correct / len(indices),
+                      samples_per_s=len(indices) / (time.perf_counter() - t0), layers=layers,
+                      _correct=int(correct), _seen=len(indices))
         every = self.config.raster_every
         if every and (step - 1) % every == 0:
             record["_raster"] = probe_raster(probe)

@@ -12,7 +12,7 @@ from engine.network import PRESETS
 
 from .settings import Settings
 
-__all__ = ["RunControls", "PAPER_SETTINGS", "available_datasets", "raster_interval"]
+__all__ = ["RunControls", "PAPER_SETTINGS", "available_datasets", "dataset_classes", "raster_interval"]
 
 # One-click (Th_init, tau, s) settings from the paper.  The two sub-optimal ones are Fig. 4 / Fig. 11's;
 # the good one takes Fig. 3's best NMNIST threshold (Th = 1) with Table 2's surrogate (tau 3.75, s 1.5).
@@ -54,6 +54,18 @@ def available_datasets(data_root: str | None = None) -> list[str]:
     except Exception:  # a broken data root must not break the page
         return [r for r in data.dataset_names()]
     return [row["name"] for row in rows if row.get("status") != "missing"]
+
+
+def dataset_classes(name: str, data_root: str | None = None) -> int | None:
+    """Number of classes (output neurons) of dataset ``name`` as listed by the engine, or None when unknown."""
+    import engine.data as data
+
+    listing = getattr(data, "list_datasets", None)
+    try:
+        rows = listing(data_root) if listing else []
+    except Exception:
+        return None
+    return next((row.get("classes") for row in rows if row.get("name") == name), None)
 
 
 def raster_interval(preset: str, time_steps: int | None = None) -> int:
@@ -184,7 +196,7 @@ class RunControls(pn.viewable.Viewer):
         if self._view is None:
             buttons = []
             for label in PAPER_SETTINGS:
-                button = pn.widgets.Button(name=label, button_type="light", sizing_mode="stretch_width",
+                button = pn.widgets.Button(name=label, button_type="warning", button_style="outline", sizing_mode="stretch_width",
                                            css_classes=["rouser-paper-setting"])
                 button.on_click(lambda _event, label=label: self.apply(label))
                 buttons.append(button)

@@ -69,6 +69,17 @@ def test_nmnist_bins_exactly(tmp_path):
     assert spikes(data.test, 0) == [(42, 1 * 34 + 2), (42, on + 1 * 34 + 2)]
 
 
+def test_nmnist_events_arrive_in_chunks(tmp_path, monkeypatch):
+    write_nmnist(tmp_path)
+    chunks = list(tonic_sources.read_events(tonic_sources.SOURCES["nmnist"], tmp_path, True, chunk=1))
+    assert [c.labels.tolist() for c in chunks] == [[3], [7]] and chunks[1].sample.tolist() == [0]
+    assert chunks[0].t_us.tolist() == [0, 999, 1000, 1500, 299_999, 300_000]
+    whole = load_dataset("nmnist", data_root=tmp_path).train
+    monkeypatch.setattr(real, "read_events", lambda *a: tonic_sources.read_events(*a, chunk=1))
+    chunked = real.load_nmnist(tmp_path, cache_dir=tmp_path / "other-cache").train
+    assert np.array_equal(whole.offsets, chunked.offsets) and np.array_equal(whole.channels, chunked.channels)
+
+
 def test_nmnist_custom_grid_and_rebin(tmp_path):
     write_nmnist(tmp_path)
     data = real.load_nmnist(tmp_path, time_steps=100, bin_ms=2.0)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from engine.loss import fir_kernel, predict, target_spikes, van_rossum_loss
-from engine.metrics import EpochActivity, layer_metrics, probe_raster, threshold_sample_indices
+from engine.metrics import EpochActivity, batch_activity, layer_metrics, probe_raster, threshold_sample_indices
 
 
 def test_kernel_is_a_normalised_second_order_kernel():
@@ -53,14 +53,16 @@ def test_layer_metrics_by_hand():
     spikes[1, 1, 0] = 1
     spikes[3, 1, 3] = 1
     activity = EpochActivity([5])
-    fired = activity.update([spikes])
+    fired, counts = batch_activity([spikes])
+    assert counts[0].item() == 3
+    activity.update(fired)
     later = torch.zeros(4, 2, 5)
     later[2, 0, 4] = 1
-    activity.update([later])
+    activity.update(batch_activity([later])[0])
     th = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])
     w0 = torch.ones(5, 3)
     w = w0 * 2
-    row = layer_metrics([spikes], fired, activity, [th], [w], [w0], [[0, 4]], [spikes[:, :1]])[0]
+    row = layer_metrics(fired, [100 * 3 / 40], activity, [th], [w], [w0], [[0, 4]], [spikes[:, :1]])[0]
     assert row["active_fraction"] == pytest.approx(2 / 5)  # neurons 0 and 3 spiked on the batch
     assert row["dead_percent"] == pytest.approx(40.0)  # 0, 3, 4 spiked in the epoch so far
     assert row["spike_percent"] == pytest.approx(100 * 3 / 40)

@@ -16,10 +16,10 @@ def data_throughput(name: str = "nmnist-sim", batch_size: int = 32, cache_dir: s
                     data_root: str | Path | None = None, seed: int = 0) -> dict:
     """Time loading ``name`` (cached after the first call) and one epoch of shuffled training batches.
 
-    Each batch is ``SpikeSplit.batch`` + ``SpikeBatch.dense`` (what the network consumes), timed
-    once allocating a fresh dense tensor per batch and once reusing one buffer. Returns name,
-    batch_size, samples, load_s, sparse_samples_per_s (batch only), samples_per_s (fresh dense)
-    and reused_samples_per_s.
+    The input path the network uses by default is ``SpikeSplit.batch`` then ``engine.sparse.batch_to_csr``
+    (``samples_per_s``); also timed: the sparse batch alone (``sparse_samples_per_s``) and
+    ``SpikeBatch.dense`` with a fresh tensor per batch (``dense_samples_per_s``) or one reused buffer
+    (``reused_dense_samples_per_s``). Also returns name, batch_size, samples and load_s.
     """
     start = time.perf_counter()
     dataset = load_dataset(name, data_root=data_root, cache_dir=cache_dir)
@@ -39,6 +39,10 @@ def data_throughput(name: str = "nmnist-sim", batch_size: int = 32, cache_dir: s
     def reuse(indices):
         buffer["out"] = split.batch(indices).dense(out=buffer["out"])
 
+    from ..sparse import batch_to_csr  # the trainer's input path (engine/sparse.py)
+
     return {"name": name, "batch_size": batch_size, "samples": len(split), "load_s": round(load_s, 3),
-            "sparse_samples_per_s": rate(split.batch), "samples_per_s": rate(lambda i: split.batch(i).dense()),
-            "reused_samples_per_s": rate(reuse)}
+            "samples_per_s": rate(lambda i: batch_to_csr(split.batch(i))),
+            "sparse_samples_per_s": rate(split.batch),
+            "dense_samples_per_s": rate(lambda i: split.batch(i).dense()),
+            "reused_dense_samples_per_s": rate(reuse)}

@@ -76,8 +76,7 @@ class EventCamera:
         return SpikeSplit.concatenate(splits)
 
     def _log_frame(self, render, lo, hi, step) -> np.ndarray:
-        frame = np.asarray(render(lo, hi, step), dtype=np.float32)
-        frame += np.float32(self.log_eps)
+        frame = np.asarray(render(lo, hi, step), dtype=np.float32) + np.float32(self.log_eps)  # a new array
         return np.log(frame, out=frame)
 
     def _record_chunk(self, render, lo, hi, num_steps, thresholds):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import SpikeDataset
+from .base import SpikeDataset, SpikeSplit
 from .binning import TimeGrid, bin_events, pixel_channels
 from .cache import cached_dataset
 from .errors import DatasetError
@@ -41,12 +41,15 @@ def _load(source: RealSource, data_root, cache_dir, grid: TimeGrid, extra: dict,
     def build() -> SpikeDataset:
         splits = []
         for train in (True, False):
-            events = read_events(source, root, train)
-            if len(events.labels) and not ((events.labels >= 0) & (events.labels < num_classes)).all():
-                raise DatasetError(f"{source.title} labels outside 0..{num_classes - 1} in {source.folder(root)}; "
-                                   f"{source.hint(root)}")
-            splits.append(bin_events(events.sample, events.t_us, channels_of(events), events.labels, grid,
-                                     num_channels))
+            parts = []
+            for events in read_events(source, root, train):
+                if not ((events.labels >= 0) & (events.labels < num_classes)).all():
+                    raise DatasetError(f"{source.title} labels outside 0..{num_classes - 1} in "
+                                       f"{source.folder(root)}; {source.hint(root)}")
+                parts.append(bin_events(events.sample, events.t_us, channels_of(events), events.labels, grid,
+                                        num_channels))
+            empty = SpikeSplit(np.zeros(0), np.zeros(0), [0], np.zeros(0), grid.time_steps, num_channels)
+            splits.append(SpikeSplit.concatenate(parts) if parts else empty)
         return SpikeDataset(source.name, *splits, num_classes, input_shape, bin_ms=grid.bin_ms,
                             class_names=class_names)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -42,7 +43,7 @@ class RealSource:
         return Path(root) / self.tonic_class
 
     def hint(self, root: Path) -> str:
-        return f"place {self.layout} in {self.folder(root)} (get it from {self.url})"
+        return f"place {self.layout} in {self.folder(root)}; get them from {self.url}"
 
 
 SOURCES = {
@@ -50,11 +51,11 @@ SOURCES = {
                          "https://www.garrickorchard.com/datasets/n-mnist",
                          "the extracted Train/ and Test/ folders (digit folders 0-9 of .bin files)"),
     "dvs128": RealSource("dvs128", "DVS128 Gesture", "DVSGesture", ("ibmGestureTrain", "ibmGestureTest"),
-                         "user*_*/*.npy", "https://figshare.com/ndownloader/files/38022171 and .../38020584 "
-                         "(tonic's preprocessed ibmGestureTrain.tar.gz, ibmGestureTest.tar.gz)",
+                         "user*_*/*.npy", "tonic's preprocessed ibmGestureTrain.tar.gz and ibmGestureTest.tar.gz at "
+                         "https://figshare.com/ndownloader/files/38022171 and https://figshare.com/ndownloader/files/38020584",
                          "the extracted ibmGestureTrain/ and ibmGestureTest/ folders (user*_<lighting>/<label>.npy)"),
     "shd": RealSource("shd", "SHD", "SHD", ("shd_train.h5", "shd_test.h5"), "",
-                      "https://zenkelab.org/datasets/ (shd_train.h5.zip, shd_test.h5.zip, unzipped)",
+                      "https://zenkelab.org/datasets/ (shd_train.h5.zip and shd_test.h5.zip, unzipped)",
                       "shd_train.h5 and shd_test.h5"),
 }
 
@@ -84,7 +85,7 @@ def check_source(source: RealSource, root: Path) -> None:
     missing = [split for split, train in zip(source.split_folders, (True, False)) if not source_files(source, root, train)]
     if missing:
         raise DatasetError(f"{source.title} not found: {', '.join(missing)} missing in {source.folder(root)}; "
-                           f"{source.hint(root)}, or point --data-root / ROUSER_DATA at the folder holding "
+                           f"{source.hint(root)}; or point --data-root / ROUSER_DATA at the folder holding "
                            f"{source.tonic_class}/")
 
 
@@ -157,27 +158,27 @@ def _check_nmnist_file(source: RealSource, path: str) -> None:
         raise _corrupt(source, path, ValueError(f"{size} bytes is not a whole number of 5-byte events"))
 
 
-def read_events(source: RealSource, root: Path, train: bool) -> EventArrays:
-    """All events of one split through tonic, as flat arrays (t in microseconds)."""
+def read_events(source: RealSource, root: Path, train: bool, chunk: int = 2000) -> Iterator[EventArrays]:
+    """All events of one split through tonic, ``chunk`` samples at a time, as flat arrays (t in microseconds;
+    samples numbered from 0 within each chunk) so that a large split never sits in memory as raw events."""
     dataset = offline_tonic_dataset(source, root, train)
-    parts, labels = [], []
-    for index in range(len(dataset)):
-        path = dataset.data[index] if source.name != "shd" else source_files(source, root, train)[0]
-        if source.name == "nmnist":
-            _check_nmnist_file(source, path)
-        try:
-            events, label = dataset[index]
-            fields = _fields(source, events)
-        except DatasetError:
-            raise
-        except Exception as err:
-            raise _corrupt(source, path, err) from None
-        parts.append(fields)
-        labels.append(int(label))
-    counts = [len(f[0]) for f in parts]
-    columns = [np.concatenate([f[k] for f in parts]) if parts else np.zeros(0, np.int64) for k in range(4)]
-    sample = np.repeat(np.arange(len(parts)), counts)
-    return EventArrays(sample, *columns, np.asarray(labels, dtype=np.int64))
+    for lo in range(0, len(dataset), chunk):
+        parts, labels = [], []
+        for index in range(lo, min(lo + chunk, len(dataset))):
+            path = dataset.data[index] if source.name != "shd" else source_files(source, root, train)[0]
+            if source.name == "nmnist":
+                _check_nmnist_file(source, path)
+            try:
+                events, label = dataset[index]
+                parts.append(_fields(source, events))
+            except DatasetError:
+                raise
+            except Exception as err:
+                raise _corrupt(source, path, err) from None
+            labels.append(int(label))
+        columns = [np.concatenate([f[k] for f in parts]) for k in range(4)]
+        sample = np.repeat(np.arange(len(parts)), [len(f[0]) for f in parts])
+        yield EventArrays(sample, *columns, np.asarray(labels, dtype=np.int64))
 
 
 def _fields(source: RealSource, events: np.ndarray):

@@ -1,0 +1,188 @@
+"""Live plots of one dashboard run: Buffers and Pipes feeding DynamicMaps, one builder function per plot kind.
+
+Every plot is built by the same function for the Rouser and the fixed-threshold run; plots of the two runs
+share their dimensions, so HoloViews links their axes. A raster is one ``hv.Points`` per layer and run.
+"""
+
+from __future__ import annotations
+
+import operator
+from functools import partial, reduce
+
+import holoviews as hv
+import holoviews.plotting.bokeh  # noqa: F401  (registers the Bokeh backend for .opts)
+import numpy as np
+import pandas as pd
+import panel as pn
+
+__all__ = ["LivePlots", "RUN_COLORS", "RUN_LABELS", "layer_label", "batch_rows"]
+
+RUN_COLORS = {"rouser": "#d95f02", "fixed": "#1b9e77"}
+RUN_LABELS = {"rouser": "Rouser", "fixed": "fixed threshold"}
+BUFFER_LENGTH = 1_000_000  # rows kept per run: every batch of any run the dashboard allows
+PLOT = dict(width=300, height=190, toolbar="above", tools=["hover"], default_tools=["pan", "wheel_zoom", "reset"],
+            fontsize={"title": "10pt"})
+
+
+def layer_label(k: int, layers: int) -> str:
+    return "output" if k == layers - 1 else f"hidden {k + 1}"
+
+
+def _columns(layers: int, samples: list[int]) -> list[str]:
+    cols = ["step", "epoch", "loss", "accuracy"]
+    for k in range(layers):
+        cols += [f"active_{k}", f"probe_active_{k}", f"dead_{k}", f"spike_{k}", f"th_mean_{k}", f"th_min_{k}",
+                 f"th_max_{k}"]
+        cols += [f"th_s{j}_{k}" for j in range(samples[k])]
+    return cols
+
+
+def batch_rows(records: list[dict], layers: int, samples: list[int]) -> pd.DataFrame:
+    """One row per batch record of the engine (history.jsonl's ``kind: batch`` lines), in the buffers' columns."""
+    rows = []
+    for r in records:
+        row = dict(step=r["step"], epoch=r["epoch"], loss=r["loss"], accuracy=r["train_accuracy"])
+        for k, lay in enumerate(r["layers"][:layers]):
+            row.update({f"active_{k}": lay["active_fraction"], f"probe_active_{k}": lay.get("probe_active_fraction", np.nan),
+                        f"dead_{k}": lay["dead_percent"], f"spike_{k}": lay["spike_percent"],
+                        f"th_mean_{k}": lay["threshold_mean"], f"th_min_{k}": lay["threshold_min"],
+                        f"th_max_{k}": lay["threshold_max"]})
+            sample = list(lay.get("threshold_sample", []))[:samples[k]]
+            sample += [np.nan] * (samples[k] - len(sample))
+            row.update({f"th_s{j}_{k}": v for j, v in enumerate(sample)})
+        rows.append(row)
+    return pd.DataFrame(rows, columns=_columns(layers, samples), dtype=float)
+
+
+# ---------------------------------------------------------------------- elements (pure functions of data)
+def raster_element(data: dict, run: str, k: int, layers: int, neurons: int, steps: int) -> hv.Points:
+    """The probe sample's spikes of layer k as (time step, neuron) points: one element for the whole layer."""
+    t = np.asarray(data.get("t", []), dtype=float)
+    n = np.asarray(data.get("neuron", []), dtype=float)
+    step = data.get("step")
+    title = f"{RUN_LABELS[run]} · {layer_label(k, layers)}" + (f" · batch {step}" if step else "")
+    return hv.Points((t, n), kdims=[hv.Dimension("t", label="time step"),
+                                    hv.Dimension(f"neuron_{k}", label=f"neuron ({layer_label(k, layers)})")]).opts(
+        color=RUN_COLORS[run], size=2, marker="square", xlim=(-0.5, steps - 0.5), ylim=(-0.5, neurons - 0.5),
+        title=title, **PLOT)
+
+
+def threshold_element(data: pd.DataFrame, run: str, k: int, layers: int, samples: int) -> hv.Overlay:
+    """Thresholds of layer k over training (Figs. 7-8): min-max band, mean, and a fixed sample of neurons."""
+    x = hv.Dimension("step", label="batch step")
+    y = hv.Dimension(f"threshold_{k}", label=f"threshold ({layer_label(k, layers)})")
+    steps = data["step"].to_numpy()
+    band = hv.Area((steps, data[f"th_min_{k}"].to_numpy(), data[f"th_max_{k}"].to_numpy()), kdims=[x],
+                   vdims=[y, hv.Dimension(f"threshold_hi_{k}")], label="min-max").opts(
+        color=RUN_COLORS[run], alpha=0.2, line_alpha=0)
+    # the sample neurons as one line broken by NaNs: one glyph, cheap to update (hv.Path is ~10x slower)
+    nan = np.full(1, np.nan)
+    xs = np.concatenate([np.concatenate([steps, nan]) for _ in range(samples)]) if samples else steps[:0]
+    ys = np.concatenate([np.concatenate([data[f"th_s{j}_{k}"].to_numpy(), nan]) for j in range(samples)]) if samples else steps[:0]
+    paths = hv.Curve((xs, ys), x, y, label="sample neurons").opts(color="#555555", alpha=0.6, line_width=1)
+    mean = hv.Curve((steps, data[f"th_mean_{k}"].to_numpy()), x, y, label="mean").opts(
+        color=RUN_COLORS[run], line_width=2)
+    return (band * paths * mean).opts(title=f"{RUN_LABELS[run]} · {layer_label(k, layers)} thresholds",
+                                      show_legend=False, framewise=True, **PLOT)
+
+
+def run_curve(data: pd.DataFrame, run: str, column: str, ylabel: str) -> hv.Curve:
+    """One run's ``column`` over training steps, drawn in the run's colour."""
+    return hv.Curve((data["step"].to_numpy(), data[column].to_numpy()), hv.Dimension("step", label="batch step"),
+                    hv.Dimension(column.replace("probe_", ""), label=ylabel), label=RUN_LABELS[run]).opts(
+        color=RUN_COLORS[run], line_width=2, framewise=True)
+
+
+# ---------------------------------------------------------------------- the live view of one run
+class LivePlots:
+    """Streams and DynamicMaps for one dashboard run (Rouser and, when compared, the fixed-threshold run)."""
+
+    def __init__(self, runs: list[str], sizes: list[int], samples: list[int], time_steps: int):
+        self.runs = list(runs)
+        self.neurons = list(sizes)  # neurons per layer (input layer excluded)
+        self.layers = len(self.neurons)
+        self.samples = list(samples)
+        self.time_steps = int(time_steps)
+        empty = batch_rows([], self.layers, self.samples)
+        self.metrics = {run: hv.streams.Buffer(empty.copy(), length=BUFFER_LENGTH, index=False) for run in self.runs}
+        self.rasters = {(run, k): hv.streams.Pipe(data={"t": [], "neuron": [], "step": None})
+                        for run in self.runs for k in range(self.layers)}
+        self.rows = {run: 0 for run in self.runs}
+        self.raster_points = {(run, k): 0 for run in self.runs for k in range(self.layers)}
+        self._view = None
+
+    def matches(self, runs: list[str], sizes: list[int], samples: list[int], time_steps: int) -> bool:
+        """True when a run of this shape can reuse these plots (building them costs seconds, clearing them little)."""
+        return (self.runs, self.neurons, self.samples, self.time_steps) == (list(runs), list(sizes), list(samples),
+                                                                           int(time_steps))
+
+    def clear(self) -> None:
+        """Empty every stream for the next run of the same shape."""
+        for buffer in self.metrics.values():
+            buffer.clear()
+            buffer.send(batch_rows([], self.layers, self.samples))
+        for pipe in self.rasters.values():
+            pipe.send({"t": [], "neuron": [], "step": None})
+        self.rows = {run: 0 for run in self.runs}
+        self.raster_points = {key: 0 for key in self.raster_points}
+
+    # -------------------------------------------------------------- feeding
+    def push_batches(self, run: str, records: list[dict]) -> None:
+        """Append batch records of ``run`` (one Buffer send for all of them)."""
+        if records and run in self.metrics:
+            self.metrics[run].send(batch_rows(records, self.layers, self.samples))
+            self.rows[run] += len(records)
+
+    def push_raster(self, run: str, raster: list[dict], step: int | None = None) -> None:
+        """Replace ``run``'s rasters by the latest probe raster (one dict of t, neuron lists per layer)."""
+        for k, layer in enumerate(raster[:self.layers]):
+            if (run, k) in self.rasters:
+                self.rasters[(run, k)].send({"t": layer["t"], "neuron": layer["neuron"], "step": step})
+                self.raster_points[(run, k)] = len(layer["t"])
+
+    # -------------------------------------------------------------- building
+    def raster_plot(self, run: str, k: int) -> hv.DynamicMap:
+        fn = partial(raster_element, run=run, k=k, layers=self.layers, neurons=self.neurons[k], steps=self.time_steps)
+        return hv.DynamicMap(fn, streams=[self.rasters[(run, k)]])
+
+    def threshold_plot(self, run: str, k: int) -> hv.DynamicMap:
+        fn = partial(threshold_element, run=run, k=k, layers=self.layers, samples=self.samples[k])
+        return hv.DynamicMap(fn, streams=[self.metrics[run]])
+
+    def comparison_plot(self, column: str, ylabel: str, title: str):
+        """``column`` of every run on one axis."""
+        curves = [hv.DynamicMap(partial(run_curve, run=run, column=column, ylabel=ylabel), streams=[self.metrics[run]])
+                  for run in self.runs]
+        return reduce(operator.mul, curves).opts(title=title, legend_position="bottom_right", **PLOT)
+
+    def _per_run_grid(self, build) -> hv.Layout:
+        """Rows of layers, one column per run (Rouser | fixed), axes linked within a layer."""
+        return hv.Layout([build(run, k) for k in range(self.layers) for run in self.runs]).cols(len(self.runs))
+
+    def _per_layer(self, column: str, ylabel: str, what: str) -> hv.Layout:
+        return hv.Layout([self.comparison_plot(f"{column}_{k}", ylabel, f"{what} · {layer_label(k, self.layers)}")
+                          for k in range(self.layers)]).cols(self.layers)
+
+    def __panel__(self):
+        if self._view is None:
+            pane = partial(pn.pane.HoloViews, linked_axes=False, sizing_mode="fixed")  # links stay inside a Layout
+            self._view = pn.Column(
+                pn.Row(
+                    pn.Column("#### Spike rasters of the probe sample", pane(self._per_run_grid(self.raster_plot))),
+                    pn.Column("#### Thresholds (Figs. 7-8): mean, min-max, sample neurons",
+                              pane(self._per_run_grid(self.threshold_plot))),
+                ),
+                pn.Row(
+                    pn.Column("#### Active neurons per layer (Fig. 10)",
+                              pane(self._per_layer("active", "active fraction", "active"))),
+                    pn.Column("#### Spikes, % of the maximum (Fig. 9)",
+                              pane(self._per_layer("spike", "spikes %", "spikes"))),
+                ),
+                pn.Row(
+                    pn.Column("#### Loss and accuracy",
+                              pane(hv.Layout([self.comparison_plot("loss", "van Rossum loss", "loss"),
+                                              self.comparison_plot("accuracy", "train accuracy", "batch accuracy")]))),
+                ),
+                css_classes=["rouser-live-plots"],
+            )
+        return self._view
