@@ -77,6 +77,7 @@ def _train_config(args) -> tuple[TrainConfig, bool]:
 
 
 def _train(args) -> int:
+    from .distributed import shutdown
     from .report import ProgressBars, format_summary
     from .train import Trainer, compare
 
@@ -102,6 +103,7 @@ def _train(args) -> int:
             for t in trainers:
                 t.cancel()
             errors.append("interrupted; the checkpoints of completed epochs are kept")
+    shutdown()
     result = dict(runs=summaries, errors=errors, seconds=round(time.perf_counter() - started, 3))
     if not main_rank:
         return 1 if errors else 0
@@ -190,6 +192,8 @@ def _add_reproduce(sub) -> None:
     p.add_argument("--seeds", type=int, default=1, help="seeds per run (mean and min-max band); default %(default)s")
     p.add_argument("--out", default="runs/reproduce", help="folder for runs and results (default %(default)s); "
                    "finished runs found there are not trained again")
+    p.add_argument("--thresholds", default=None, help="threshold-sweep: comma-separated Th values "
+                   "(default 0,0.25,0.5,0.75,1,1.25,1.5,2)")
     p.add_argument("--docs", default="docs", help="report only: folder receiving results.md and results/ (default %(default)s)")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress lines or bars")
@@ -199,18 +203,25 @@ def _add_reproduce(sub) -> None:
 def _reproduce(args) -> int:
     from .experiments import EXPERIMENTS, run_all, run_experiment
 
+    thresholds = None
+    if args.thresholds is not None:
+        try:
+            thresholds = [float(t) for t in args.thresholds.split(",") if t.strip()]
+        except ValueError:
+            raise RouserError(f"--thresholds must be comma-separated numbers, got {args.thresholds!r}") from None
     if args.experiment == "report":
         from .results_page import write_report
 
         path = write_report(args.out, args.docs, budget=args.budget, seeds=args.seeds, data_root=args.data_root,
-                            quiet=args.quiet)
+                            quiet=args.quiet, thresholds=thresholds)
         print(f"wrote {path}")
         return 0
     if args.experiment == "all":
-        records = run_all(args.dataset, args.budget, args.seeds, args.out, args.data_root, args.quiet)
+        records = run_all(args.dataset, args.budget, args.seeds, args.out, args.data_root, args.quiet,
+                          thresholds=thresholds)
     elif args.experiment in EXPERIMENTS:
         records = {args.experiment: run_experiment(args.experiment, args.dataset, args.budget, args.seeds, args.out,
-                                                   args.data_root, args.quiet)}
+                                                   args.data_root, args.quiet, thresholds=thresholds)}
     else:
         raise RouserError(f"unknown experiment {args.experiment!r}; choose one of: {', '.join(EXPERIMENTS)}, all, report")
     if args.json:

@@ -350,6 +350,12 @@ class Context:
     folder: Path  # this experiment's output folder
     figures: list[str]
     files: list[str]
+    thresholds: tuple[float, ...] = THRESHOLDS  # Th_init values of the sweep
+
+    @property
+    def fig8_starts(self) -> tuple[float, ...]:
+        """Th_init values of Fig. 8 (0, 0.5, 1), or the sweep's first three when the sweep leaves them out."""
+        return tuple(th for th in FIG8_THRESHOLDS if th in self.thresholds) or self.thresholds[:3]
 
     @property
     def dataset(self) -> str:
@@ -378,11 +384,11 @@ def _setting_label(setting: str) -> str:
 
 def exp_threshold_sweep(ctx: Context) -> dict:
     """Fig. 3: final test accuracy for a range of fixed thresholds, and Rouser started from each."""
-    specs = [(sweep_spec(th, m, seed), m) for th in THRESHOLDS for m in ("fixed", "rouser") for seed in ctx.seeds]
+    specs = [(sweep_spec(th, m, seed), m) for th in ctx.thresholds for m in ("fixed", "rouser") for seed in ctx.seeds]
     results = ctx.runner.run_all(specs, "threshold-sweep")
     rows, table = [], {}
     for m in ("fixed", "rouser"):
-        for th in THRESHOLDS:
+        for th in ctx.thresholds:
             accs = []
             for seed in ctx.seeds:
                 r = results[sweep_spec(th, m, seed)]
@@ -406,7 +412,7 @@ def exp_threshold_sweep(ctx: Context) -> dict:
     def draw(path):
         from .figures import plot_threshold_sweep
 
-        plot_threshold_sweep(path, THRESHOLDS, table, ctx.dataset, len(ctx.seeds))
+        plot_threshold_sweep(path, ctx.thresholds, table, ctx.dataset, len(ctx.seeds))
 
     ctx.figure("threshold_sweep.png", draw)
     return dict(accuracy=table, best=best, tau=SETTINGS["A"][1], scale=SETTINGS["A"][2], paper=PAPER["fig3"])
@@ -547,7 +553,7 @@ def exp_weight_change(ctx: Context) -> dict:
 def exp_thresholds(ctx: Context) -> dict:
     """Figs. 7-8: Rouser's thresholds per layer over training, from Th_init 0.25 (Fig. 7) and 0, 0.5, 1 (Fig. 8)."""
     specs = [(setting_spec(st, "rouser", seed), st) for st in SETTINGS for seed in ctx.seeds]
-    specs += [(sweep_spec(th, "rouser", seed), f"th{th:g}") for th in FIG8_THRESHOLDS for seed in ctx.seeds]
+    specs += [(sweep_spec(th, "rouser", seed), f"th{th:g}") for th in ctx.fig8_starts for seed in ctx.seeds]
     results = ctx.runner.run_all(specs, "thresholds")
     groups: dict[str, list[RunResult]] = {}
     for spec, label in specs:
@@ -579,7 +585,7 @@ def exp_thresholds(ctx: Context) -> dict:
     def draw8(path):
         from .figures import plot_threshold_starts
 
-        plot_threshold_starts(path, {f"Th_init = {th:g}": groups[f"th{th:g}"] for th in FIG8_THRESHOLDS}, ctx.dataset,
+        plot_threshold_starts(path, {f"Th_init = {th:g}": groups[f"th{th:g}"] for th in ctx.fig8_starts}, ctx.dataset,
                               len(ctx.seeds))
 
     ctx.figure("thresholds_fig7.png", draw7)
@@ -640,7 +646,7 @@ def get_budget(budget: str | Budget) -> Budget:
 
 def run_experiment(name: str, dataset: str = "nmnist-sim", budget: str | Budget = "quick", seeds: int = 1,
                    out: str | Path = "runs/reproduce", data_root: str | None = None, quiet: bool = False,
-                   runner: Runner | None = None) -> dict:
+                   runner: Runner | None = None, thresholds: Iterable[float] | None = None) -> dict:
     """Run (or resume) experiment ``name`` and write its CSV, JSON and PNG files; returns the JSON written."""
     if name not in EXPERIMENTS:
         raise RouserError(f"unknown experiment {name!r}; choose one of: {', '.join(EXPERIMENTS)}, all, report")
@@ -651,11 +657,14 @@ def run_experiment(name: str, dataset: str = "nmnist-sim", budget: str | Budget 
     if dataset not in dataset_names():
         raise RouserError(f"unknown dataset {dataset!r}; choose one of: {', '.join(dataset_names())}")
     budget = get_budget(budget)
+    thresholds = tuple(sorted({float(t) for t in thresholds})) if thresholds is not None else THRESHOLDS
+    if not thresholds or not all(math.isfinite(t) for t in thresholds):
+        raise RouserError("--thresholds must list at least one finite number, e.g. 0,0.5,1")
     runner = runner or Runner(dataset, budget, out, data_root, quiet)
     trained, skipped = runner.trained, runner.skipped
     runner.used = set()
     started = time.perf_counter()
-    ctx = Context(runner, tuple(range(seeds)), runner.root / name, [], [])
+    ctx = Context(runner, tuple(range(seeds)), runner.root / name, [], [], thresholds)
     ctx.folder.mkdir(parents=True, exist_ok=True)
     result = EXPERIMENTS[name](ctx)
     record = dict(experiment=name, dataset=dataset, budget=asdict(budget), seeds=list(ctx.seeds),
@@ -670,11 +679,12 @@ def run_experiment(name: str, dataset: str = "nmnist-sim", budget: str | Budget 
 
 
 def run_all(dataset: str = "nmnist-sim", budget: str | Budget = "quick", seeds: int = 1, out: str | Path = "runs/reproduce",
-            data_root: str | None = None, quiet: bool = False, experiments: Iterable[str] | None = None) -> dict[str, dict]:
+            data_root: str | None = None, quiet: bool = False, experiments: Iterable[str] | None = None,
+            thresholds: Iterable[float] | None = None) -> dict[str, dict]:
     """Every experiment on one dataset, sharing one runner (and so one loaded dataset)."""
     budget = get_budget(budget)
     runner = Runner(dataset, budget, out, data_root, quiet)
-    return {name: run_experiment(name, dataset, budget, seeds, out, data_root, quiet, runner)
+    return {name: run_experiment(name, dataset, budget, seeds, out, data_root, quiet, runner, thresholds)
             for name in (experiments or EXPERIMENTS)}
 
 

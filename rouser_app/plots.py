@@ -6,8 +6,7 @@ share their dimensions, so HoloViews links their axes. A raster is one ``hv.Poin
 
 from __future__ import annotations
 
-import operator
-from functools import partial, reduce
+from functools import partial
 
 import holoviews as hv
 import holoviews.plotting.bokeh  # noqa: F401  (registers the Bokeh backend for .opts)
@@ -28,8 +27,11 @@ def layer_label(k: int, layers: int) -> str:
     return "output" if k == layers - 1 else f"hidden {k + 1}"
 
 
+RUN_IDS = {"rouser": 0, "fixed": 1}
+
+
 def _columns(layers: int, samples: list[int]) -> list[str]:
-    cols = ["step", "epoch", "loss", "accuracy"]
+    cols = ["run", "step", "epoch", "loss", "accuracy"]
     for k in range(layers):
         cols += [f"active_{k}", f"probe_active_{k}", f"dead_{k}", f"spike_{k}", f"th_mean_{k}", f"th_min_{k}",
                  f"th_max_{k}"]
@@ -37,11 +39,11 @@ def _columns(layers: int, samples: list[int]) -> list[str]:
     return cols
 
 
-def batch_rows(records: list[dict], layers: int, samples: list[int]) -> pd.DataFrame:
-    """One row per batch record of the engine (history.jsonl's ``kind: batch`` lines), in the buffers' columns."""
+def batch_rows(records: list[dict], layers: int, samples: list[int], run: str = "rouser") -> pd.DataFrame:
+    """One row per batch record of the engine (history.jsonl's ``kind: batch`` lines), in the buffer's columns."""
     rows = []
     for r in records:
-        row = dict(step=r["step"], epoch=r["epoch"], loss=r["loss"], accuracy=r["train_accuracy"])
+        row = dict(run=RUN_IDS.get(run, 0), step=r["step"], epoch=r["epoch"], loss=r["loss"], accuracy=r["train_accuracy"])
         for k, lay in enumerate(r["layers"][:layers]):
             row.update({f"active_{k}": lay["active_fraction"], f"probe_active_{k}": lay.get("probe_active_fraction", np.nan),
                         f"dead_{k}": lay["dead_percent"], f"spike_{k}": lay["spike_percent"],
@@ -69,6 +71,7 @@ def raster_element(data: dict, run: str, k: int, layers: int, neurons: int, step
 
 def threshold_element(data: pd.DataFrame, run: str, k: int, layers: int, samples: int) -> hv.Overlay:
     """Thresholds of layer k over training (Figs. 7-8): min-max band, mean, and a fixed sample of neurons."""
+    data = data[data["run"] == RUN_IDS[run]]
     x = hv.Dimension("step", label="batch step")
     y = hv.Dimension(f"threshold_{k}", label=f"threshold ({layer_label(k, layers)})")
     steps = data["step"].to_numpy()
@@ -88,6 +91,7 @@ def threshold_element(data: pd.DataFrame, run: str, k: int, layers: int, samples
 
 def run_curve(data: pd.DataFrame, run: str, column: str, ylabel: str) -> hv.Curve:
     """One run's ``column`` over training steps, drawn in the run's colour."""
+    data = data[data["run"] == RUN_IDS[run]]
     return hv.Curve((data["step"].to_numpy(), data[column].to_numpy()), hv.Dimension("step", label="batch step"),
                     hv.Dimension(column.replace("probe_", ""), label=ylabel), label=RUN_LABELS[run]).opts(
         color=RUN_COLORS[run], line_width=2, framewise=True)
@@ -104,7 +108,7 @@ class LivePlots:
         self.samples = list(samples)
         self.time_steps = int(time_steps)
         empty = batch_rows([], self.layers, self.samples)
-        self.metrics = {run: hv.streams.Buffer(empty.copy(), length=BUFFER_LENGTH, index=False) for run in self.runs}
+        self.metrics = hv.streams.Buffer(empty, length=BUFFER_LENGTH, index=False)  # every run's rows
         self.rasters = {(run, k): hv.streams.Pipe(data={"t": [], "neuron": [], "step": None})
                         for run in self.runs for k in range(self.layers)}
         self.rows = {run: 0 for run in self.runs}
@@ -118,20 +122,23 @@ class LivePlots:
 
     def clear(self) -> None:
         """Empty every stream for the next run of the same shape."""
-        for buffer in self.metrics.values():
-            buffer.clear()
-            buffer.send(batch_rows([], self.layers, self.samples))
+        self.metrics.clear()
+        self.metrics.send(batch_rows([], self.layers, self.samples))
         for pipe in self.rasters.values():
             pipe.send({"t": [], "neuron": [], "step": None})
         self.rows = {run: 0 for run in self.runs}
         self.raster_points = {key: 0 for key in self.raster_points}
 
     # -------------------------------------------------------------- feeding
-    def push_batches(self, run: str, records: list[dict]) -> None:
-        """Append batch records of ``run`` (one Buffer send for all of them)."""
-        if records and run in self.metrics:
-            self.metrics[run].send(batch_rows(records, self.layers, self.samples))
-            self.rows[run] += len(records)
+    def push_batches(self, batches: dict[str, list[dict]]) -> None:
+        """Append batch records (run -> records): one Buffer send for all of them, so each plot updates once."""
+        frames = [batch_rows(records, self.layers, self.samples, run) for run, records in batches.items()
+                  if records and run in self.rows]
+        if frames:
+            self.metrics.send(pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0])
+            for run, records in batches.items():
+                if run in self.rows:
+                    self.rows[run] += len(records)
 
     def push_raster(self, run: str, raster: list[dict], step: int | None = None) -> None:
         """Replace ``run``'s rasters by the latest probe raster (one dict of t, neuron lists per layer)."""
@@ -147,13 +154,14 @@ class LivePlots:
 
     def threshold_plot(self, run: str, k: int) -> hv.DynamicMap:
         fn = partial(threshold_element, run=run, k=k, layers=self.layers, samples=self.samples[k])
-        return hv.DynamicMap(fn, streams=[self.metrics[run]])
+        return hv.DynamicMap(fn, streams=[self.metrics])
 
     def comparison_plot(self, column: str, ylabel: str, title: str):
         """``column`` of every run on one axis."""
-        curves = [hv.DynamicMap(partial(run_curve, run=run, column=column, ylabel=ylabel), streams=[self.metrics[run]])
-                  for run in self.runs]
-        return reduce(operator.mul, curves).opts(title=title, legend_position="bottom_right", **PLOT)
+        def overlay(data):
+            return hv.Overlay([run_curve(data, run, column, ylabel) for run in self.runs]).opts(
+                title=title, legend_position="bottom_right", **PLOT)
+        return hv.DynamicMap(overlay, streams=[self.metrics])
 
     def _per_run_grid(self, build) -> hv.Layout:
         """Rows of layers, one column per run (Rouser | fixed), axes linked within a layer."""

@@ -6,6 +6,7 @@ from pathlib import Path
 import torch
 
 from engine.config import TrainConfig
+from engine.distributed import shutdown
 from engine.train import Trainer
 
 out = Path(sys.argv[1])
@@ -16,3 +17,4 @@ assert events[-1].kind == "end", events[-1]
 rank = trainer.world.rank
 torch.save(dict(params={k: v.detach().clone() for k, v in trainer.model.state_dict().items()},
                 history=trainer.history, world=trainer.world.size), out / f"rank{rank}.pt")
+shutdown()
