@@ -196,7 +196,7 @@ class RunControls(pn.viewable.Viewer):
         if self._view is None:
             buttons = []
             for label in PAPER_SETTINGS:
-                button = pn.widgets.Button(name=label, button_type="warning", button_style="outline", sizing_mode="stretch_width",
+                button = pn.widgets.Button(label=label, color="primary", variant="outline", sizing_mode="stretch_width",
                                            css_classes=["rouser-paper-setting"])
                 button.on_click(lambda _event, label=label: self.apply(label))
                 buttons.append(button)

@@ -233,15 +233,15 @@ class ExportPanel(pn.viewable.Viewer):
             for kind, suffix, text in (("csv", "history.csv", "history (CSV)"), ("json", "history.json", "history (JSON)"),
                                        ("png", "plots.png", "plots (PNG)")):
                 button = pn.widgets.FileDownload(callback=self._download(kind), filename=f"{self._name()}-{suffix}",
-                                                 label=f"Download {text}", button_type="default", width=220,
+                                                 label=f"Download {text}", width=220,
                                                  css_classes=[f"rouser-download-{kind}"])
                 # the file is named after the run shown when it is clicked
                 self.run_panel.param.watch(lambda e, b=button, suffix=suffix: setattr(
                     b, "filename", f"{e.new or 'rouser-run'}-{suffix}"), "run_folder")
                 downloads.append(button)
-            refresh = pn.widgets.Button(name="Refresh list", width=120)
+            refresh = pn.widgets.Button(label="Refresh list", width=120)
             refresh.on_click(lambda _e: self.refresh())
-            load = pn.widgets.Button(name="Load into dashboard", button_type="primary", width=180,
+            load = pn.widgets.Button(label="Load into dashboard", color="primary", width=180,
                                      css_classes=["rouser-load"])
             load.on_click(lambda _e: self.load())
             zipped = pn.widgets.FileDownload(

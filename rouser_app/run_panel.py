@@ -247,7 +247,6 @@ class RunPanel(pn.viewable.Viewer):
     # ------------------------------------------------------------------ event handling
     def _on_start(self, run: str, data: dict) -> None:
         self._start_epoch[run] = data.get("epoch", 0)
-        self._progress.setdefault(run, (data.get("epoch", 0), 0, data["num_batches"]))
         if self._shown is None:
             sizes = data["sizes"][1:]
             samples = [len(ix) for ix in data["threshold_sample_indices"]]
@@ -265,20 +264,20 @@ class RunPanel(pn.viewable.Viewer):
         self._shown = self.live
 
     def _fraction_done(self) -> float:
-        if not self._progress:
+        if self.job is None or not self._progress:
             return 0.0
         fractions = []
-        for run, (epoch, batch, nb) in self._progress.items():
+        for run in self.job.runs:  # the slowest run sets the pace; one without a batch yet is at 0
+            epoch, batch, nb = self._progress.get(run, (1, 0, 1))
             first = self._start_epoch.get(run, 0)
-            total = max(1, (self._epochs - first) * nb)
-            fractions.append(((epoch - 1 - first) * nb + batch) / total if batch else 0.0)
+            fractions.append(((epoch - 1 - first) * nb + batch) / max(1, (self._epochs - first) * nb))
         return float(min(1.0, max(0.0, min(fractions))))
 
     def _update_running_status(self) -> None:
         if self.job is None or self.job.stopping:
             return
         self.progress = self._fraction_done()
-        if not self._progress or all(b == 0 for _, b, _ in self._progress.values()):
+        if not self._progress:
             self.status = f"running · preparing {self.job.config.dataset}"
             return
         epoch, batch, nb = min(self._progress.values(), key=lambda p: (p[0], p[1]))
@@ -360,12 +359,12 @@ class RunPanel(pn.viewable.Viewer):
     # ------------------------------------------------------------------ view
     def __panel__(self):
         if self._view is None:
-            run = pn.widgets.Button(name="▶ Run", button_type="primary", width=100, css_classes=["rouser-run"],
+            run = pn.widgets.Button(label="▶ Run", color="primary", width=100, css_classes=["rouser-run"],
                                     disabled=pn.bind(lambda running, valid: running or not valid,
                                                      self.param.running, self.controls.param.valid))
-            stop = pn.widgets.Button(name="■ Stop", button_type="danger", width=100, css_classes=["rouser-stop"],
+            stop = pn.widgets.Button(label="■ Stop", color="danger", width=100, css_classes=["rouser-stop"],
                                      disabled=pn.bind(lambda running: not running, self.param.running))
-            reset = pn.widgets.Button(name="Reset", width=100, css_classes=["rouser-reset"],
+            reset = pn.widgets.Button(label="Reset", width=100, css_classes=["rouser-reset"],
                                       disabled=self.param.running)
             run.on_click(lambda _e: self.start())
             stop.on_click(lambda _e: self.stop())
