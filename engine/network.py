@@ -11,7 +11,7 @@ from torch import nn
 from .data.base import SpikeBatch
 from .errors import RouserError
 from .neuron import NeuronParams, lif_scan
-from .sparse import SPARSE_DENSITY, batch_to_csr, dense_to_csr, sparse_synaptic_input
+from .sparse import SPARSE_DENSITY, batch_to_csr, binary_synaptic_input, dense_to_csr, sparse_synaptic_input
 
 __all__ = ["LIFLayer", "Preset", "PRESETS", "RouserNetwork", "get_preset", "INPUT_MODES"]
 
@@ -74,13 +74,14 @@ class LIFLayer(nn.Module):
         if isinstance(spikes, SpikeBatch):
             steps, batch = spikes.time_steps, spikes.batch_size
             if mode == "dense":
-                return self.linear(spikes.dense(self.weight.dtype))
+                spikes = spikes.dense(self.weight.dtype)
+                return binary_synaptic_input(spikes, self.weight).view(steps, batch, -1)
             x = sparse_synaptic_input(batch_to_csr(spikes, self.weight.dtype), self.weight)
             return x.view(steps, batch, -1)
         if mode == "sparse" or (mode == "auto" and spikes.mean().item() < SPARSE_DENSITY):
             x = sparse_synaptic_input(dense_to_csr(spikes), self.weight, spikes)
             return x.view(spikes.shape[0], spikes.shape[1], -1)
-        return self.linear(spikes)
+        return binary_synaptic_input(spikes, self.weight).view(spikes.shape[0], spikes.shape[1], -1)
 
     def forward(self, spikes: torch.Tensor | SpikeBatch, mode: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
         """Spikes and voltage (T, batch, out) of the layer's LIF neurons (eqs 1-3)."""
