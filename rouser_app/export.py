@@ -169,6 +169,10 @@ def load_run(runs_dir: str | Path, name: str) -> tuple[dict[str, list[dict]], li
 
 
 # ---------------------------------------------------------------------- the panel
+def _heading(text: str) -> pn.pane.HTML:
+    return pn.pane.HTML(text, styles={"font-weight": "600", "font-size": "14px"}, margin=(10, 10, 0, 10))
+
+
 class ExportPanel(pn.viewable.Viewer):
     """Downloads of the shown run and the run folders saved on the server, to list, download or reload."""
 
@@ -249,8 +253,8 @@ class ExportPanel(pn.viewable.Viewer):
                 filename="run.zip", label="Download folder (zip)", width=180)
             self.param.watch(lambda e: setattr(zipped, "filename", f"{e.new}.zip"), "folder")
             self._view = pn.Column(
-                "#### Export the run shown", pn.Row(*downloads),
-                "#### Saved runs on this server",
+                _heading("Export the run shown"), pn.Row(*downloads),
+                _heading("Saved runs on this server (the runs folder of the server)"),
                 pn.Row(pn.widgets.Select.from_param(self.param.folder, name="run folder", width=360), refresh, load,
                        zipped),
                 pn.pane.Str(self.param.message),

@@ -7,7 +7,7 @@ import panel as pn
 
 from rouser_app.dashboard import INTRO, RouserDashboard
 from rouser_app.settings import load_settings
-from rouser_app.worker import LIMITER
+from rouser_app.worker import DATASETS, LIMITER
 
 pn.extension()
 hv.renderer("bokeh").webgl = False  # canvas: no GPU needed in the browser (classroom laptops, headless tests)
@@ -16,6 +16,8 @@ settings = load_settings(sys.argv[1:])
 LIMITER.max_runs = settings.max_runs
 dashboard = RouserDashboard(settings=settings, limiter=LIMITER)
 dashboard.bind_session()
+if dashboard.controls.valid:  # load the default dataset while the visitor reads the page
+    DATASETS.prefetch(dashboard.controls.config())
 
 # BootstrapTemplate: every resource it needs is served by the server itself (no web fonts), so it works offline
 pn.template.BootstrapTemplate(

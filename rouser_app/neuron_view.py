@@ -90,12 +90,16 @@ class NeuronView(pn.viewable.Viewer):
         tdim, vdim = hv.Dimension("neuron_t", label="time step"), hv.Dimension("V", label="membrane voltage V")
         th, tau = self.threshold, self.tau
         fired = t[tr["spikes"] > 0]
-        window = hv.HSpan(th - tau, th + tau).opts(color="#fdae6b", alpha=0.15)
-        voltage = (window
-                   * hv.Curve((t, tr["voltage"]), tdim, vdim, label="V (engine)").opts(color="#3b4cc0", line_width=2)
-                   * hv.HLine(th, label="Th").opts(color="black", line_dash="dashed", line_width=1)
-                   * hv.Scatter((fired, tr["voltage"][tr["spikes"] > 0]), tdim, vdim, label="spike").opts(
-                       color="#d62728", marker="triangle", size=9))
+        # eq 4's window, graded: where dS/dV is at least 25%, 50% and 75% of its peak s/tau (|V - Th| < tau ln 1/q)
+        window = [hv.HSpan(th - tau * np.log(1 / q), th + tau * np.log(1 / q)).opts(color="#fdae6b", alpha=0.12)
+                  for q in (0.25, 0.5, 0.75)]
+        voltage = hv.Overlay([
+            hv.Curve((t, tr["voltage"]), tdim, vdim, label="V (engine)").opts(color="#3b4cc0", line_width=2),
+            *window,
+            hv.HLine(th, label="Th").opts(color="black", line_dash="dashed", line_width=1),
+            hv.Scatter((fired, tr["voltage"][tr["spikes"] > 0]), tdim, vdim, label="spike").opts(
+                color="#d62728", marker="triangle", size=9),
+        ])
         note = ""
         b2 = tr.get("brian2")
         if b2 is not None and "error" in b2:
@@ -109,7 +113,8 @@ class NeuronView(pn.viewable.Viewer):
         ymax = max(float(np.max(tr["voltage"], initial=0)), th + 0.2)
         ymin = min(float(np.min(tr["voltage"], initial=0)), 0) - 0.1
         voltage = voltage.opts(title=f"membrane voltage · {int(tr['spikes'].sum())} output spikes · "
-                                     f"shaded: |V - Th| < tau", ylim=(ymin, ymax * 1.1), height=260,
+                                     f"shaded: dS/dV >= 25/50/75% of s/tau", ylim=(ymin, ymax * 1.1), height=260,
+                               xlabel="time step", ylabel="membrane voltage V",
                                responsive=True, legend_position="top_left", show_grid=True)
         surrogate = hv.Area((t, tr["surrogate"]), tdim, hv.Dimension("dS/dV", label="dS/dV (eq 4)")).opts(
             color="#fdae6b", alpha=0.6, height=140, responsive=True,
@@ -117,7 +122,7 @@ class NeuronView(pn.viewable.Viewer):
         inputs = (hv.Spikes(t[tr["input"] > 0], tdim).opts(color="black", spike_length=1, line_width=1)).opts(
             height=90, responsive=True, yaxis=None, title=f"input spikes (x = {self.weight:g} per spike)")
         current = hv.Curve((t, tr["current"]), tdim, hv.Dimension("I", label="current I")).opts(
-            color="#7f7f7f", height=120, responsive=True, title="synaptic current I (eq 1)")
+            color="#7f7f7f", height=130, responsive=True, title="synaptic current I (eq 1)")
         layout = (inputs + current + voltage + surrogate).cols(1).opts(shared_axes=True)
         return pn.Column(pn.pane.HoloViews(layout, sizing_mode="stretch_width", linked_axes=False),
                          pn.pane.Str(note, css_classes=["rouser-brian2-note"], visible=bool(note)),
@@ -134,6 +139,6 @@ class NeuronView(pn.viewable.Viewer):
                 | {name: {"type": pn.widgets.IntSlider, "throttled": True} for name in ("seed", "steps")}
                 | {"brian2": {"type": pn.widgets.Toggle, "name": "overlay Brian2"}},
             )
-            self._view = pn.Row(pn.Column("#### One neuron (eqs 1-4)", sliders), pn.panel(self._figure),
+            self._view = pn.Row(pn.Column(pn.pane.HTML("One neuron (eqs 1-4)", styles={"font-weight": "600", "font-size": "14px"}), sliders), pn.panel(self._figure),
                                 sizing_mode="stretch_width")
         return self._view

@@ -19,7 +19,7 @@ __all__ = ["LivePlots", "RUN_COLORS", "RUN_LABELS", "layer_label", "batch_rows"]
 RUN_COLORS = {"rouser": "#d95f02", "fixed": "#1b9e77"}
 RUN_LABELS = {"rouser": "Rouser", "fixed": "fixed threshold"}
 BUFFER_LENGTH = 1_000_000  # rows kept per run: every batch of any run the dashboard allows
-PLOT = dict(width=300, height=190, toolbar="above", tools=["hover"], default_tools=["pan", "wheel_zoom", "reset"],
+PLOT = dict(width=262, height=185, toolbar="above", tools=["hover"], default_tools=["pan", "wheel_zoom", "reset"],
             fontsize={"title": "10pt"})
 
 
@@ -121,7 +121,9 @@ class LivePlots:
                                                                            int(time_steps))
 
     def clear(self) -> None:
-        """Empty every stream for the next run of the same shape."""
+        """Empty every stream for the next run of the same shape (nothing to do when nothing was shown)."""
+        if not any(self.rows.values()) and not any(self.raster_points.values()):
+            return
         self.metrics.clear()
         self.metrics.send(batch_rows([], self.layers, self.samples))
         for pipe in self.rasters.values():
@@ -174,20 +176,22 @@ class LivePlots:
     def __panel__(self):
         if self._view is None:
             pane = partial(pn.pane.HoloViews, linked_axes=False, sizing_mode="fixed")  # links stay inside a Layout
+            heading = partial(pn.pane.HTML, sizing_mode="stretch_width", margin=(10, 10, 0, 10),
+                              styles={"font-weight": "600", "font-size": "14px"})
             self._view = pn.Column(
                 pn.Row(
-                    pn.Column("#### Spike rasters of the probe sample", pane(self._per_run_grid(self.raster_plot))),
-                    pn.Column("#### Thresholds (Figs. 7-8): mean, min-max, sample neurons",
+                    pn.Column(heading("Spike rasters of one fixed test sample"), pane(self._per_run_grid(self.raster_plot))),
+                    pn.Column(heading("Thresholds (Figs. 7-8): mean, min-max band, 8 sample neurons (grey)"),
                               pane(self._per_run_grid(self.threshold_plot))),
                 ),
                 pn.Row(
-                    pn.Column("#### Active neurons per layer (Fig. 10)",
+                    pn.Column(heading("Active neurons per layer (Fig. 10)"),
                               pane(self._per_layer("active", "active fraction", "active"))),
-                    pn.Column("#### Spikes, % of the maximum (Fig. 9)",
+                    pn.Column(heading("Spikes, % of the maximum (Fig. 9)"),
                               pane(self._per_layer("spike", "spikes %", "spikes"))),
                 ),
                 pn.Row(
-                    pn.Column("#### Loss and accuracy",
+                    pn.Column(heading("Loss and accuracy"),
                               pane(hv.Layout([self.comparison_plot("loss", "van Rossum loss", "loss"),
                                               self.comparison_plot("accuracy", "train accuracy", "batch accuracy")]))),
                 ),

@@ -24,7 +24,7 @@ from engine.train import run_name
 from .controls import RunControls, dataset_classes
 from .plots import RUN_LABELS, LivePlots, layer_label
 from .settings import Settings
-from .worker import LIMITER, RunJob, RunLimiter
+from .worker import DATASETS, LIMITER, RunJob, RunLimiter
 
 __all__ = ["RunPanel", "new_run_folder"]
 
@@ -106,7 +106,7 @@ class RunPanel(pn.viewable.Viewer):
         self.reset()
         folder = new_run_folder(self.settings.runs_path, config.dataset)
         self.run_folder = folder.name
-        self.job = RunJob(config, compare=self.controls.compare, out=folder, limiter=self.limiter)
+        self.job = RunJob(config, compare=self.controls.compare, out=folder, limiter=self.limiter, cache=DATASETS)
         self._epochs = config.epochs
         self.timings = {"run": time.perf_counter()}
         self.running = True
@@ -256,8 +256,7 @@ class RunPanel(pn.viewable.Viewer):
     def _show_plots(self, runs, sizes, samples, time_steps) -> None:
         """Plots for a run of this shape: the last ones cleared when they fit (fast), else new ones."""
         if self.live is not None and self.live.matches(runs, sizes, samples, time_steps):
-            if self.live.rows and any(self.live.rows.values()):
-                self.live.clear()
+            self.live.clear()
         else:
             self.live = LivePlots(runs, sizes, samples, time_steps)
             self._plots_area.objects = [self.live.__panel__()]
@@ -379,7 +378,8 @@ class RunPanel(pn.viewable.Viewer):
             self._view = pn.Column(
                 pn.Row(run, stop, reset, status, sizing_mode="stretch_width"),
                 progress,
-                pn.Row(pn.Column("#### Dead neurons, % of each layer (no spike so far this epoch; Table 3)", table)),
+                pn.Row(pn.Column(pn.pane.HTML("Dead neurons, % of each layer: no spike so far this epoch (Table 3)",
+                                              styles={"font-weight": "600", "font-size": "14px"}), table)),
                 self._plots_area,
                 sizing_mode="stretch_width",
             )

@@ -15,9 +15,10 @@ from pathlib import Path
 
 from engine.config import TrainConfig
 from engine.errors import RouserError
+from engine.network import get_preset
 from engine.train import Event, Trainer, compare, prepare_dataset, run_name
 
-__all__ = ["RunJob", "RunLimiter", "LIMITER", "describe_error"]
+__all__ = ["DatasetCache", "DATASETS", "RunJob", "RunLimiter", "LIMITER", "describe_error"]
 
 
 def describe_error(exc: BaseException) -> str:
@@ -77,6 +78,67 @@ class RunLimiter:
 LIMITER = RunLimiter(int(os.environ.get("ROUSER_MAX_RUNS", "2") or 2))
 
 
+class DatasetCache:
+    """The last few prepared datasets, shared by every run on the server (loading one takes seconds).
+
+    Runs only read a dataset, so concurrent runs may share it. Two runs asking for the same one while it
+    loads wait for the one load.
+    """
+
+    def __init__(self, size: int = 2):
+        self.size = size
+        self._lock = threading.Lock()
+        self._items: collections.OrderedDict = collections.OrderedDict()
+        self._loading: dict[tuple, threading.Event] = {}
+
+    @staticmethod
+    def key(config: TrainConfig) -> tuple:
+        return config.dataset, config.data_root, config.time_steps or get_preset(config.preset).time_steps
+
+    def __contains__(self, config: TrainConfig) -> bool:
+        with self._lock:
+            return self.key(config) in self._items
+
+    def get(self, config: TrainConfig):
+        key = self.key(config)
+        while True:
+            with self._lock:
+                if key in self._items:
+                    self._items.move_to_end(key)
+                    return self._items[key]
+                waiting = self._loading.get(key)
+                if waiting is None:
+                    self._loading[key] = threading.Event()
+            if waiting is not None:  # someone else loads it; if that fails, try ourselves
+                waiting.wait()
+                continue
+            try:
+                dataset = prepare_dataset(config)
+                with self._lock:
+                    self._items[key] = dataset
+                    while len(self._items) > self.size:
+                        self._items.popitem(last=False)
+                return dataset
+            finally:
+                with self._lock:
+                    self._loading.pop(key).set()
+
+    def prefetch(self, config: TrainConfig) -> None:
+        """Load ``config``'s dataset in the background (errors are left for the run to report)."""
+        if config in self:
+            return
+
+        def load():
+            try:
+                self.get(config)
+            except Exception:  # noqa: BLE001 - the run that needs it reports the error
+                pass
+        threading.Thread(target=load, name="rouser-prefetch", daemon=True).start()
+
+
+DATASETS = DatasetCache(int(os.environ.get("ROUSER_DATASET_CACHE", "2") or 2))
+
+
 class RunJob:
     """One dashboard run: Rouser and (with ``compare``) its fixed-threshold baseline, trained in a thread.
 
@@ -85,12 +147,13 @@ class RunJob:
     """
 
     def __init__(self, config: TrainConfig, compare: bool = True, out: str | Path | None = None,
-                 limiter: RunLimiter | None = None, dataset=None):
+                 limiter: RunLimiter | None = None, dataset=None, cache: DatasetCache | None = None):
         self.config = config.validate()
         self.compare = compare
         self.out = Path(out) if out else None
         self.limiter = limiter
         self.dataset = dataset
+        self.cache = cache
         self.runs = ["rouser", "fixed"] if compare else [run_name(config)]
         self.events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self.state = "created"  # created -> queued -> running -> done
@@ -181,7 +244,10 @@ class RunJob:
                 self.limiter.release(self)
 
     def _train(self) -> None:
-        dataset = self.dataset if self.dataset is not None else prepare_dataset(self.config)
+        if self.dataset is not None:
+            dataset = self.dataset
+        else:
+            dataset = self.cache.get(self.config) if self.cache is not None else prepare_dataset(self.config)
         if self.compare:
             trainers, stream = compare(self.config, self.out, dataset)
         else:

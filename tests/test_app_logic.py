@@ -132,7 +132,12 @@ def test_paper_settings_set_th_init_tau_and_s(tmp_path):
     controls = RunControls(settings=_settings(tmp_path))
     controls.apply("Sub-optimal (0.25, 3, 3)")
     assert (controls.th_init, controls.tau, controls.scale) == (0.25, 3.0, 3.0)
-    assert set(PAPER_SETTINGS) == {"Sub-optimal (1.25, 3.75, 1.5)", "Sub-optimal (0.25, 3, 3)", "Good (1.0, 3.75, 1.5)"}
+    assert {"Sub-optimal (1.25, 3.75, 1.5)", "Sub-optimal (0.25, 3, 3)", "Good (1.0, 3.75, 1.5)"} <= set(PAPER_SETTINGS)
+    controls.apply("Silent start (2.0, small weights)")
+    config = controls.config()
+    assert (config.th_init, config.weight_scale, config.lr, config.lr_th) == (2.0, 0.1, 1e-4, 0.05)
+    controls.apply("Good (1.0, 3.75, 1.5)")  # back to the paper's weights and learning rates
+    assert (controls.weight_scale, controls.lr, controls.lr_th) == (1.0, 1e-3, 1e-2)
 
 
 # ---------------------------------------------------------------------- the worker
@@ -371,3 +376,25 @@ def test_brian2_overlay_reports_agreement_or_a_message(monkeypatch):
     assert "Brian2 cannot be imported" in NeuronView(brian2=True, seed=3).traces()["brian2"]["error"]
     import panel as pn
     pn.panel(view).get_root()
+
+
+def test_the_dataset_cache_loads_once_for_concurrent_runs(monkeypatch):
+    from rouser_app.worker import DatasetCache
+
+    calls = []
+
+    def slow(config):
+        calls.append(config.dataset)
+        time.sleep(0.2)
+        return object()
+    monkeypatch.setattr(worker_module, "prepare_dataset", slow)
+    cache = DatasetCache(size=1)
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(cache.get(TINY))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == ["patterns"] and len({id(g) for g in got}) == 1 and TINY in cache
+    cache.get(TINY.with_(preset="nmnist"))  # another time grid: another entry, the oldest is dropped
+    assert TINY not in cache and len(calls) == 2
