@@ -21,7 +21,7 @@ PAPER_SETTINGS = {
     "Sub-optimal (0.25, 3, 3)": dict(th_init=0.25, tau=3.0, scale=3.0),
     "Good (1.0, 3.75, 1.5)": dict(th_init=1.0, tau=3.75, scale=1.5),
 }
-# Not from the paper: a setting measured here (nmnist-sim, quick preset, seeds 0-3) where the output layer starts
+# Not from the paper: a setting measured here (nmnist-sim, quick preset, seeds 1-3) where the output layer starts
 # silent and Rouser's output is fully active after 9-11 batches against 13-17 for the fixed threshold, because
 # small, slowly learning weights (0.1 x Kaiming, lr 1e-4) cannot make up for Th_init = 2 as fast as lr_th 0.05 can.
 PAPER_SETTINGS["Silent start (2.0, small weights)"] = dict(th_init=2.0, tau=3.75, scale=1.5, weight_scale=0.1,
