@@ -22,7 +22,6 @@ __all__ = ["SPARSE_DENSITY", "SpikeMatrix", "batch_to_csr", "dense_to_csr", "spa
 # layer of the NMNIST network on 2 CPU cores (forward and weight gradient; measured at T*batch = 9600).
 SPARSE_DENSITY = 0.03
 
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
 
 
 def _stable_order(keys: torch.Tensor, bound: int) -> torch.Tensor:
@@ -38,7 +37,9 @@ def _csr(major: torch.Tensor, minor: torch.Tensor, shape: tuple[int, int], dtype
     crow = torch.zeros(shape[0] + 1, dtype=torch.int64, device=major.device)
     crow[1:] = torch.cumsum(torch.bincount(major, minlength=shape[0]), 0)
     values = torch.ones(major.numel(), dtype=dtype, device=major.device)
-    return torch.sparse_csr_tensor(crow, minor, values, shape, check_invariants=False)
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": the operations used here are tested
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(crow, minor, values, shape, check_invariants=False)
 
 
 @dataclass
