@@ -196,6 +196,7 @@ def _add_reproduce(sub) -> None:
     p.add_argument("--thresholds", default=None, help="threshold-sweep: comma-separated Th values "
                    "(default 0,0.25,0.5,0.75,1,1.25,1.5,2)")
     p.add_argument("--docs", default="docs", help="report only: folder receiving results.md and results/ (default %(default)s)")
+    p.add_argument("--jobs", type=int, default=1, help="train independent runs in this many processes (default 1)")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress lines or bars")
     p.set_defaults(func=_reproduce)
@@ -206,6 +207,8 @@ def _reproduce(args) -> int:
 
     if args.seeds is not None and args.seeds < 1:
         raise RouserError(f"--seeds must be >= 1, got {args.seeds}")
+    if args.jobs < 1:
+        raise RouserError(f"--jobs must be >= 1, got {args.jobs}")
     thresholds = None
     if args.thresholds is not None:
         try:
@@ -221,10 +224,11 @@ def _reproduce(args) -> int:
         return 0
     if args.experiment == "all":
         records = run_all(args.dataset, args.budget, args.seeds or 1, args.out, args.data_root, args.quiet,
-                          thresholds=thresholds)
+                          thresholds=thresholds, jobs=args.jobs)
     elif args.experiment in EXPERIMENTS:
         records = {args.experiment: run_experiment(args.experiment, args.dataset, args.budget, args.seeds or 1, args.out,
-                                                   args.data_root, args.quiet, thresholds=thresholds)}
+                                                   args.data_root, args.quiet, thresholds=thresholds,
+                                                   jobs=args.jobs)}
     else:
         raise RouserError(f"unknown experiment {args.experiment!r}; choose one of: {', '.join(EXPERIMENTS)}, all, report")
     if args.json:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
+import torch
 
 from .checkpoint import CHECKPOINT_NAME
 from .config import TrainConfig
@@ -145,7 +146,9 @@ class Runner:
     """Trains (or reads back) the runs of one dataset under one budget, each in its own folder."""
 
     def __init__(self, dataset: str, budget: Budget, out: str | Path, data_root: str | None = None,
-                 quiet: bool = False, log: Callable[[str], None] | None = None):
+                 quiet: bool = False, log: Callable[[str], None] | None = None, jobs: int = 1):
+        self.jobs = max(1, int(jobs))
+        self.out = Path(out)
         self.dataset_name = dataset
         self.budget = budget
         self.root = Path(out) / f"{dataset}-{budget.name}"
@@ -233,18 +236,40 @@ class Runner:
         self.trained += 1
         return RunResult(spec, summary, list(trainer.history), trained=True)
 
+    def train_in_parallel(self, specs: list[RunSpec]) -> None:
+        """Train the unfinished runs among ``specs`` in ``jobs`` worker processes, dividing the CPU threads."""
+        pending = [spec for spec in specs if not self.is_done(spec)]
+        if self.jobs < 2 or len(pending) < 2:
+            return
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        threads = max(1, torch.get_num_threads() // self.jobs)
+        args = [(self.dataset_name, self.budget, str(self.out), self.data_root, spec, threads) for spec in pending]
+        self.log(f"training {len(pending)} runs in {self.jobs} processes")
+        with ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            list(pool.map(_train_one, args))
+
     def run_all(self, specs: Iterable[tuple[RunSpec, str]], title: str) -> dict[RunSpec, RunResult]:
         """Run every spec (skipping finished ones), printing one progress line per run."""
         specs = list(dict.fromkeys(specs))
         unique = list(dict.fromkeys(s for s, _ in specs))
         results: dict[RunSpec, RunResult] = {}
         self.used.update(unique)
+        self.train_in_parallel(unique)
         for k, spec in enumerate(unique, 1):
             done = self.is_done(spec)
             self.log(f"[{title} {k}/{len(unique)}] {self.dataset_name} {spec.method:<8} {spec.name}"
                      + (" (done, skipped)" if done else ""))
             results[spec] = self.run(spec, f"{k}/{len(unique)} {spec.method}")
         return results
+
+
+def _train_one(args) -> None:
+    """A worker process's part of `Runner.train_in_parallel`: train one run into its folder."""
+    dataset, budget, out, data_root, spec, threads = args
+    torch.set_num_threads(threads)
+    Runner(dataset, budget, out, data_root, quiet=True).run(spec)
 
 
 def _comparable(config: dict) -> dict:
@@ -646,7 +671,7 @@ def get_budget(budget: str | Budget) -> Budget:
 
 def run_experiment(name: str, dataset: str = "nmnist-sim", budget: str | Budget = "quick", seeds: int = 1,
                    out: str | Path = "runs/reproduce", data_root: str | None = None, quiet: bool = False,
-                   runner: Runner | None = None, thresholds: Iterable[float] | None = None) -> dict:
+                   runner: Runner | None = None, thresholds: Iterable[float] | None = None, jobs: int = 1) -> dict:
     """Run (or resume) experiment ``name`` and write its CSV, JSON and PNG files; returns the JSON written."""
     if name not in EXPERIMENTS:
         raise RouserError(f"unknown experiment {name!r}; choose one of: {', '.join(EXPERIMENTS)}, all, report")
@@ -660,7 +685,7 @@ def run_experiment(name: str, dataset: str = "nmnist-sim", budget: str | Budget 
     thresholds = tuple(sorted({float(t) for t in thresholds})) if thresholds is not None else THRESHOLDS
     if not thresholds or not all(math.isfinite(t) for t in thresholds):
         raise RouserError("--thresholds must list at least one finite number, e.g. 0,0.5,1")
-    runner = runner or Runner(dataset, budget, out, data_root, quiet)
+    runner = runner or Runner(dataset, budget, out, data_root, quiet, jobs=jobs)
     trained, skipped = runner.trained, runner.skipped
     runner.used = set()
     started = time.perf_counter()
@@ -680,10 +705,10 @@ def run_experiment(name: str, dataset: str = "nmnist-sim", budget: str | Budget 
 
 def run_all(dataset: str = "nmnist-sim", budget: str | Budget = "quick", seeds: int = 1, out: str | Path = "runs/reproduce",
             data_root: str | None = None, quiet: bool = False, experiments: Iterable[str] | None = None,
-            thresholds: Iterable[float] | None = None) -> dict[str, dict]:
+            thresholds: Iterable[float] | None = None, jobs: int = 1) -> dict[str, dict]:
     """Every experiment on one dataset, sharing one runner (and so one loaded dataset)."""
     budget = get_budget(budget)
-    runner = Runner(dataset, budget, out, data_root, quiet)
+    runner = Runner(dataset, budget, out, data_root, quiet, jobs=jobs)
     return {name: run_experiment(name, dataset, budget, seeds, out, data_root, quiet, runner, thresholds)
             for name in (experiments or EXPERIMENTS)}
 

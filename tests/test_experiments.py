@@ -165,3 +165,15 @@ def test_threshold_learning_rouses_output_neurons_and_lowers_the_loss(tmp_path):
         fixed_dead += fixed.epochs[0]["dead_percent"][-1]
     assert fixed_dead > 0  # the regime has dead output neurons to rouse
     assert rouser_dead < fixed_dead
+
+
+def test_jobs_train_runs_in_processes_with_the_same_results(tmp_path):
+    """--jobs spreads independent runs over processes; each run is the one a single process would train."""
+    parallel = run_experiment("weight-change", "patterns", MICRO, seeds=1, out=tmp_path / "par", quiet=True, jobs=2)
+    serial = run_experiment("weight-change", "patterns", MICRO, seeds=1, out=tmp_path / "ser", quiet=True)
+    assert parallel["runs"] == serial["runs"] and parallel["runs_skipped"] == len(parallel["runs"])  # read back
+    for name in serial["runs"]:
+        a = json.loads((tmp_path / "par" / "patterns-micro" / "runs" / name / "summary.json").read_text())
+        b = json.loads((tmp_path / "ser" / "patterns-micro" / "runs" / name / "summary.json").read_text())
+        assert a["final_loss"] == pytest.approx(b["final_loss"], rel=1e-4)  # thread counts may differ
+        assert a["thresholds"][-1]["mean"] == pytest.approx(b["thresholds"][-1]["mean"], rel=1e-4)
