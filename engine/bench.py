@@ -139,9 +139,14 @@ def _dense_gemm_step(sizes, device, kernel, time_steps):
     return step
 
 
-def worker(kind: str, batches: int, batch_size: int, device_name: str) -> dict:
-    """Measure one kind in this process; returns samples/s and peak RSS."""
-    _fixed_mmap_threshold()
+def worker(kind: str, batches: int, batch_size: int, device_name: str, measure: str = "speed") -> dict:
+    """Measure one kind in this process: samples/s (``measure="speed"``) or peak memory (``"memory"``).
+
+    Memory is measured in a process of its own with glibc's mmap threshold fixed (see _fixed_mmap_threshold),
+    which makes large allocations slower, so it never shares a process with a speed measurement.
+    """
+    if measure == "memory":
+        _fixed_mmap_threshold()
     torch.manual_seed(0)
     device = torch.device(device_name)
     preset = get_preset("nmnist")
@@ -155,15 +160,15 @@ def worker(kind: str, batches: int, batch_size: int, device_name: str) -> dict:
         sizes, device, kernel, preset.time_steps)
     seconds = _time_steps(step, data, device)
     peak = _status_mb("VmHWM")
-    result = dict(kind=kind, samples_per_s=batch_size / seconds, peak_rss_mb=peak, base_rss_mb=base,
+    result = dict(kind=kind, measure=measure, samples_per_s=batch_size / seconds, peak_rss_mb=peak, base_rss_mb=base,
                   training_mb=peak - base)
     if device.type == "cuda":
         result["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return result
 
 
-def _child(kind: str, batches: int, batch_size: int, device: str) -> dict:
-    cmd = [sys.executable, "-m", "engine.bench", kind, str(batches), str(batch_size), device]
+def _child(kind: str, batches: int, batch_size: int, device: str, measure: str = "speed") -> dict:
+    cmd = [sys.executable, "-m", "engine.bench", kind, str(batches), str(batch_size), device, measure]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"bench worker {kind} failed: {proc.stderr.strip().splitlines()[-1:]}")
@@ -199,9 +204,13 @@ def run_bench(rounds: int = 3, batches: int = 4, batch_size: int = 32, snntorch:
         for kind in kinds:
             progress(f"round {r + 1}/{rounds}: {kind}")
             runs[kind].append(_child(kind, batches, batch_size, "cpu"))
+    memory = {}
+    for kind in kinds:
+        progress(f"memory: {kind}")
+        memory[kind] = _child(kind, 1, batch_size, "cpu", "memory")
     med = {k: statistics.median(x["samples_per_s"] for x in v) for k, v in runs.items()}
-    peak = {k: max(x["peak_rss_mb"] for x in v) for k, v in runs.items()}
-    training = {k: max(x["training_mb"] for x in v) for k, v in runs.items()}
+    peak = {k: m["peak_rss_mb"] for k, m in memory.items()}
+    training = {k: m["training_mb"] for k, m in memory.items()}
     result = dict(network="2312-500-500-10", time_steps=300, batch_size=batch_size, rounds=rounds,
                   batches_per_round=batches, threads=torch.get_num_threads(),
                   samples_per_s=med["rouser"], peak_rss_mb=peak["rouser"], training_mb=training["rouser"],
@@ -219,6 +228,10 @@ def run_bench(rounds: int = 3, batches: int = 4, batch_size: int = 32, snntorch:
     if quick:
         progress("quick preset epoch")
         result.update(quick_epoch_seconds())
+        progress("data path")
+        from .data.bench import data_throughput
+
+        result["data"] = data_throughput("nmnist-sim", batch_size)
     return result
 
 
@@ -242,9 +255,12 @@ def format_bench(r: dict) -> str:
         lines.append(f"quick preset: one epoch {r['quick_epoch_s']:.1f} s ({r['quick_batches']} batches, "
                      f"median {r['quick_batch_ms_median']:.0f} ms per batch with metrics, "
                      f"{r['quick_bare_step_ms']:.0f} ms as a bare training step)")
+    if "data" in r:
+        lines.append(f"data path (cached nmnist-sim, batch {r['data']['batch_size']}, events to CSR): "
+                     f"{r['data']['samples_per_s']:.0f} samples/s")
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # child process: python -m engine.bench KIND BATCHES BATCH_SIZE DEVICE
+if __name__ == "__main__":  # child process: python -m engine.bench KIND BATCHES BATCH_SIZE DEVICE [MEASURE]
     kind, n, bs, dev = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-    print(json.dumps(worker(kind, n, bs, dev)))
+    print(json.dumps(worker(kind, n, bs, dev, *sys.argv[5:6])))
