@@ -70,7 +70,7 @@ def server(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
     port = _free_port()
     env = dict(os.environ, ROUSER_RUNS=str(runs), ROUSER_DEFAULT_DATASET=os.environ.get("ROUSER_BROWSER_DATASET", "patterns"),
-               ROUSER_MAX_RUNS="2", PYTHONUNBUFFERED="1")
+               ROUSER_MAX_RUNS="2", ROUSER_MAX_EPOCHS="5000", PYTHONUNBUFFERED="1")
     log = open(runs.parent / "server.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "panel", "serve", str(ROOT / "rouser_app"), "--port", str(port),
                              "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}"],
@@ -182,7 +182,7 @@ def test_run_fills_the_live_plots_of_both_runs_then_stop_stops(server, browser):
     page = Page(browser, server["url"])
     try:
         page.set_value("th_init", "1.5")
-        page.set_value("epochs", "50")
+        page.set_value("epochs", "5000")  # far longer than the test: it must still be running when Stop is pressed
         page.press("run")
         clicked = time.perf_counter()
         seen = [page.wait_status("running · epoch", timeout=90)]
