@@ -150,11 +150,15 @@ def _suboptimal_section(dataset: str, rec: dict) -> list[str]:
     for st, s in rec["settings"].items():
         ms = s["methods"]
         r, f, w = (_mean(ms[m]["final_test_accuracy"]) for m in ("rouser", "fixed", "fixed+wn"))
-        pts = lambda v: None if v is None else 100 * v  # noqa: E731
-        out.append(f"- {_setting(st)}: final test accuracy, Rouser minus fixed Th: {_diff(pts(r), pts(f))}; "
-                   f"Rouser minus fixed Th + weight norm: {_diff(pts(r), pts(w))}.")
+        out.append(f"- {_setting(st)}: final test accuracy, Rouser minus fixed Th: {_diff(_points(r), _points(f))}; "
+                   f"Rouser minus fixed Th + weight norm: {_diff(_points(r), _points(w))}.")
     out.append("")
     return out
+
+
+def _points(fraction):
+    """A fraction as percentage points (None stays None)."""
+    return None if fraction is None else 100 * fraction
 
 
 def _dead_section(dataset: str, rec: dict) -> list[str]:
@@ -225,9 +229,8 @@ def _ablation_section(dataset: str, rec: dict) -> list[str]:
                    "dead output % (last epoch)", "output silent on % of batches"], rows), "", _img(dataset, rec), ""]
     for st, lrs in rec["ablation"].items():
         a0, a1, a2 = (_mean(lrs[k]["final_test_accuracy"]) for k in ("0", "0.001", "0.01"))
-        pts = lambda v: None if v is None else 100 * v  # noqa: E731
-        out.append(f"- {_setting(st)}: final test accuracy minus that of threshold lr 0: lr 0.001 {_diff(pts(a1), pts(a0))}, "
-                   f"lr 0.01 {_diff(pts(a2), pts(a0))}.")
+        out.append(f"- {_setting(st)}: final test accuracy minus that of threshold lr 0: lr 0.001 {_diff(_points(a1), _points(a0))}, "
+                   f"lr 0.01 {_diff(_points(a2), _points(a0))}.")
     out.append("")
     return out
 

@@ -52,10 +52,14 @@ def run_name(config: TrainConfig) -> str:
     return "rouser" if config.lr_th > 0 else "fixed"
 
 
+def run_time_steps(config: TrainConfig) -> int:
+    """The run's time grid: ``time_steps`` when set, else the preset's."""
+    return config.time_steps or get_preset(config.preset).time_steps
+
+
 def prepare_dataset(config: TrainConfig) -> SpikeDataset:
-    """The run's dataset on the run's time grid (the preset's unless time_steps is set)."""
-    steps = config.time_steps or get_preset(config.preset).time_steps
-    return load_dataset(config.dataset, config.data_root, time_steps=steps)
+    """The run's dataset on the run's time grid."""
+    return load_dataset(config.dataset, config.data_root, time_steps=run_time_steps(config))
 
 
 class Trainer:
@@ -74,10 +78,11 @@ class Trainer:
         self.config = config.validate()
         self.name = name or run_name(config)
         self.out = Path(out) if out else (Path(resume) if resume else None)
-        self.world = current_world(resolve_device(config.device))
-        self.device = self.world.device(resolve_device(config.device))
+        requested = resolve_device(config.device)
+        self.world = current_world(requested)
+        self.device = self.world.device(requested)
         self.dataset = dataset if dataset is not None else prepare_dataset(config)
-        steps = config.time_steps or get_preset(config.preset).time_steps
+        steps = run_time_steps(config)
         if self.dataset.time_steps != steps:
             self.dataset = self.dataset.rebin(steps)
         self.sizes = [self.dataset.num_channels, *get_preset(config.preset).hidden, self.dataset.num_classes]
