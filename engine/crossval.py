@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from .errors import RouserError
-from .neuron import lif_scan
+from .neuron import NeuronParams, lif_scan
 
 __all__ = [
     "MODELS",
@@ -140,7 +140,7 @@ def simulate_engine(input_spikes, weights, thresholds, current_decay=0.75, volta
     with torch.no_grad():
         for w, th in zip(weights, thresholds):
             x = previous @ torch.from_numpy(w).T  # x[t] = sum_j w_ji S_j[t], one matmul over all steps
-            s, v = lif_scan(x.unsqueeze(1), torch.from_numpy(th), current_decay, voltage_decay, tau, scale)
+            s, v = lif_scan(x.unsqueeze(1), torch.from_numpy(th), NeuronParams(current_decay, voltage_decay, tau, scale))
             previous = s[:, 0]
             layers.append({"spikes": previous.numpy(), "voltage": v[:, 0].numpy(), "current": current_trace(x.numpy(), current_decay)})
     return layers

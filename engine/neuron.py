@@ -12,32 +12,47 @@ The spike function's derivative is replaced by the surrogate of eqs 4-5::
     dS/dTh = -dS/dV                                   (eq 5)
 
 Backward is full backpropagation through time of eqs 1-3 including the reset path
-(dV[t]/dS[t-1] = -Th and dV[t]/dTh = -S[t-1]). Only the voltage is stored for backward;
+(dV[t]/dS[t-1] = -Th and dV[t]/dTh = -S[t-1]), or, with ``reset_grad="detach"``, with S[t-1] in the
+reset term taken as a constant (see ``NeuronParams``). Only the voltage is stored for backward;
 spikes and surrogate values are recomputed from it. On the CPU a compiled kernel (``kernels.py``)
 runs the same arithmetic; elsewhere, or where it cannot be built, a loop of PyTorch ops does.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
 from .kernels import cpu_kernel
 
-__all__ = ["NeuronParams", "lif_scan", "surrogate"]
+__all__ = ["NeuronParams", "RESET_GRADS", "lif_scan", "reset_stability_warning", "surrogate"]
+
+
+RESET_GRADS = ("full", "detach")  # how backward treats the reset term -Th S[t-1] of eq 2
 
 
 @dataclass(frozen=True)
 class NeuronParams:
-    """Hyperparameters of the LIF neuron and its surrogate (paper Table 2)."""
+    """Hyperparameters of the LIF neuron and its surrogate (paper Table 2), passed whole to ``lif_scan``.
+
+    ``reset_grad``: ``"full"`` backpropagates through the reset term -Th S[t-1] of eq 2, as the equations
+    read; ``"detach"`` takes S[t-1] there as a constant (as lava-dl's backward, snntorch's and spikingjelly's
+    ``detach_reset`` do). Under ``detach`` the threshold keeps its own reset derivative dV[t]/dTh = -S[t-1]:
+    it uses the true spike (no surrogate), is bounded, and does not feed the backward recursion, while a
+    higher threshold really does remove more charge per spike. What ``detach`` drops is the loop
+    V[t] -> S[t] -> V[t+1], whose factor a_v - Th * dS/dV grows the gradient geometrically over T once
+    Th * s / tau > 1 + a_v (see ``reset_stability_warning``).
+    """
 
     current_decay: float = 0.75  # a_i = 1/tau_i in eq 1
     voltage_decay: float = 0.97  # a_v = 1/tau_v in eq 2
     surrogate_tau: float = 3.75  # tau, steepness of eq 4
     surrogate_scale: float = 1.5  # s, scale of eq 4
+    reset_grad: str = "full"  # "full" or "detach"
 
-    def validate(self) -> None:
+    def validate(self) -> "NeuronParams":
         """Raise ValueError naming the parameter and its allowed range."""
         for name in ("current_decay", "voltage_decay"):
             value = getattr(self, name)
@@ -47,6 +62,28 @@ class NeuronParams:
             raise ValueError(f"surrogate tau must be > 0, got {self.surrogate_tau}")
         if not self.surrogate_scale >= 0.0:
             raise ValueError(f"surrogate scale s must be >= 0, got {self.surrogate_scale}")
+        if self.reset_grad not in RESET_GRADS:
+            raise ValueError(f"reset_grad must be one of {', '.join(RESET_GRADS)}, got {self.reset_grad!r}")
+        return self
+
+    @property
+    def max_stable_threshold(self) -> float:
+        """The largest Th for which backward through the reset stays bounded: Th * s / tau < 1 + a_v."""
+        return math.inf if self.surrogate_scale == 0 else (1.0 + self.voltage_decay) * self.surrogate_tau / self.surrogate_scale
+
+
+def reset_stability_warning(threshold: float, params: NeuronParams) -> str | None:
+    """A one-line warning when ``reset_grad="full"`` and Th * s / tau >= 1 + a_v, else None.
+
+    Near threshold backward multiplies dL/dV[t+1] by a_v - Th * s / tau per step (reset path, eqs 2 and 4);
+    past the bound its magnitude exceeds 1 and gradients grow geometrically over the T steps.
+    """
+    bound = params.max_stable_threshold
+    if params.reset_grad != "full" or threshold < bound:
+        return None
+    return (f"Th {threshold:g} * s {params.surrogate_scale:g} / tau {params.surrogate_tau:g} >= 1 + a_v "
+            f"({1 + params.voltage_decay:g}): gradients through the reset can grow without bound (stable for "
+            f"Th < {bound:.3g}); lower s, raise tau, or use reset_grad detach")
 
 
 def surrogate(voltage: torch.Tensor, threshold: torch.Tensor, tau: float, scale: float) -> torch.Tensor:
@@ -58,31 +95,32 @@ class _LIFScan(torch.autograd.Function):
     """Eqs 1-3 forward over all T steps; BPTT with the surrogate of eqs 4-5 backward."""
 
     @staticmethod
-    def forward(ctx, x, threshold, current_decay, voltage_decay, tau, scale):
+    def forward(ctx, x, threshold, p: NeuronParams):
         kernel = cpu_kernel() if x.device.type == "cpu" else None
         if kernel is not None:
-            voltage = kernel.lif_forward(x.contiguous(), threshold.expand(x.shape[2]).contiguous(), current_decay, voltage_decay)
+            voltage = kernel.lif_forward(x.contiguous(), threshold.expand(x.shape[2]).contiguous(), p.current_decay, p.voltage_decay)
             spikes = (voltage >= threshold).to(x.dtype)  # eq 3
         else:
-            spikes, voltage = _forward_loop(x, threshold, current_decay, voltage_decay)
+            spikes, voltage = _forward_loop(x, threshold, p.current_decay, p.voltage_decay)
         ctx.save_for_backward(voltage, threshold)
-        ctx.constants = (current_decay, voltage_decay, tau, scale)
+        ctx.params = p
         return spikes, voltage
 
     @staticmethod
     def backward(ctx, grad_spikes, grad_voltage):
         voltage, threshold = ctx.saved_tensors
-        current_decay, voltage_decay, tau, scale = ctx.constants
+        p = ctx.params
         kernel = cpu_kernel() if voltage.device.type == "cpu" else None
         if kernel is not None:
             grad_x, per_row = kernel.lif_backward(
                 voltage, threshold.expand(voltage.shape[2]).contiguous(),
                 torch.zeros_like(voltage) if grad_spikes is None else grad_spikes.contiguous(),
                 None if grad_voltage is None else grad_voltage.contiguous(),
-                current_decay, voltage_decay, tau, scale)
+                p.current_decay, p.voltage_decay, p.surrogate_tau, p.surrogate_scale, p.reset_grad == "detach")
             grad_threshold = per_row.view(voltage.shape[1], voltage.shape[2]).sum(0)
-            return grad_x, grad_threshold.sum() if threshold.dim() == 0 else grad_threshold, None, None, None, None
-        return _backward_loop(voltage, threshold, grad_spikes, grad_voltage, *ctx.constants)
+        else:
+            grad_x, grad_threshold = _backward_loop(voltage, threshold, grad_spikes, grad_voltage, p)
+        return grad_x, grad_threshold.sum() if threshold.dim() == 0 else grad_threshold, None
 
 
 def _forward_loop(x, threshold, current_decay, voltage_decay):
@@ -104,21 +142,23 @@ def _forward_loop(x, threshold, current_decay, voltage_decay):
     return spikes, voltage
 
 
-def _backward_loop(voltage, threshold, grad_spikes, grad_voltage, current_decay, voltage_decay, tau, scale):
-    """BPTT of eqs 1-3 with the surrogate of eqs 4-5, step by step with PyTorch ops."""
+def _backward_loop(voltage, threshold, grad_spikes, grad_voltage, p: NeuronParams):
+    """BPTT of eqs 1-3 with the surrogate of eqs 4-5, step by step with PyTorch ops: (grad_x, grad_threshold)."""
     steps = voltage.shape[0]
+    current_decay, voltage_decay = p.current_decay, p.voltage_decay
     if grad_spikes is None:
         grad_spikes = torch.zeros_like(voltage)
-    dspike_dv = surrogate(voltage, threshold, tau, scale)  # eq 4
+    dspike_dv = surrogate(voltage, threshold, p.surrogate_tau, p.surrogate_scale)  # eq 4
     # adjoints dL/dS[t], dL/dV[t], dL/dI[t]; index `steps` holds the zero state after the last step
     grad_s = torch.empty_like(voltage)
     grad_v = torch.empty((steps + 1,) + voltage.shape[1:], dtype=voltage.dtype, device=voltage.device)
     grad_i = torch.empty_like(grad_v)
     grad_v[steps] = 0
     grad_i[steps] = 0
-    minus_threshold = -threshold
+    # S[t] feeds V[t+1] through the reset term (factor -Th), unless that term is detached
+    minus_threshold = torch.zeros_like(threshold) if p.reset_grad == "detach" else -threshold
     for t in range(steps - 1, -1, -1):
-        # S[t] feeds the output and V[t+1] through the reset term (factor -Th)
+        # S[t] feeds the output and V[t+1] through the reset term
         torch.addcmul(grad_spikes[t], minus_threshold, grad_v[t + 1], out=grad_s[t])
         # I[t] feeds I[t+1] (factor a_i) and V[t+1] (factor 1)
         torch.add(grad_v[t + 1], grad_i[t + 1], alpha=current_decay, out=grad_i[t])
@@ -132,26 +172,17 @@ def _backward_loop(voltage, threshold, grad_spikes, grad_voltage, current_decay,
     # Th enters through S[t] (eq 5: dS/dTh = -dS/dV) and the reset term -Th S[t] of V[t+1]
     spikes = (voltage >= threshold).to(voltage.dtype)
     grad_threshold = -(dspike_dv * grad_s).sum(dim=(0, 1)) - (spikes * grad_v[1:]).sum(dim=(0, 1))
-    if threshold.dim() == 0:
-        grad_threshold = grad_threshold.sum()
-    return grad_x, grad_threshold, None, None, None, None
+    return grad_x, grad_threshold
 
 
-def lif_scan(
-    x: torch.Tensor,
-    threshold: torch.Tensor | float,
-    current_decay: float = 0.75,
-    voltage_decay: float = 0.97,
-    tau: float = 3.75,
-    scale: float = 1.5,
-) -> tuple[torch.Tensor, torch.Tensor]:
+def lif_scan(x: torch.Tensor, threshold: torch.Tensor | float,
+             params: NeuronParams = NeuronParams()) -> tuple[torch.Tensor, torch.Tensor]:
     """Run a layer of LIF neurons (eqs 1-3) over all time steps.
 
     Args:
         x: weighted input sum_j w_ji S_j[t], shape (T, batch, neurons).
         threshold: per-neuron firing threshold Th_i, shape (neurons,), or a scalar.
-        current_decay: a_i of eq 1; voltage_decay: a_v of eq 2.
-        tau, scale: steepness and scale s of the surrogate gradient (eqs 4-5).
+        params: decays a_i, a_v (eqs 1-2), surrogate tau and s (eqs 4-5) and the reset gradient.
 
     Returns:
         (spikes, voltage), both (T, batch, neurons); ``voltage[t]`` is V[t] as compared with Th.
@@ -163,5 +194,4 @@ def lif_scan(
         threshold = torch.tensor(float(threshold), dtype=x.dtype, device=x.device)
     if threshold.dim() == 1 and threshold.shape[0] != x.shape[2]:
         raise ValueError(f"threshold has {threshold.shape[0]} entries for {x.shape[2]} neurons")
-    NeuronParams(current_decay, voltage_decay, tau, scale).validate()
-    return _LIFScan.apply(x, threshold.to(x.dtype), float(current_decay), float(voltage_decay), float(tau), float(scale))
+    return _LIFScan.apply(x, threshold.to(x.dtype), params.validate())

@@ -11,7 +11,7 @@ import panel as pn
 import param
 import torch
 
-from engine import lif_scan
+from engine import NeuronParams, lif_scan
 
 __all__ = ["NeuronView", "simulate_neuron", "input_train"]
 
@@ -25,7 +25,7 @@ def simulate_neuron(spikes: np.ndarray, weight: float, threshold: float, current
                     tau: float, scale: float) -> dict:
     """The engine's neuron on x = weight * spikes: V, S, I and eq 4's dS/dV = (s/tau) exp(-|V - Th|/tau)."""
     x = torch.tensor(weight * np.asarray(spikes, dtype=np.float64)).reshape(-1, 1, 1)
-    s, v = lif_scan(x, float(threshold), current_decay, voltage_decay, tau, scale)
+    s, v = lif_scan(x, float(threshold), NeuronParams(current_decay, voltage_decay, tau, scale))
     voltage, out = v[:, 0, 0].numpy(), s[:, 0, 0].numpy()
     current = np.zeros_like(voltage)  # I[t] = a_i I[t-1] + x[t-1]  (eq 1)
     for t in range(1, len(current)):

@@ -24,8 +24,11 @@ class SurrogateSpike(torch.autograd.Function):
         return d, grad_th, None, None
 
 
-def reference_lif(x, th, a_i=0.75, a_v=0.97, tau=3.75, scale=1.5):
-    """Eqs 1-3 literally, one step at a time, letting autograd do BPTT (reset path included)."""
+def reference_lif(x, th, a_i=0.75, a_v=0.97, tau=3.75, scale=1.5, reset_grad="full"):
+    """Eqs 1-3 literally, one step at a time, letting autograd do BPTT (reset path included).
+
+    ``reset_grad="detach"``: S[t-1] in the reset term is a constant for autograd (Th's factor -S[t-1] stays).
+    """
     current = torch.zeros_like(x[0])
     v = torch.zeros_like(x[0])
     s = torch.zeros_like(x[0])
@@ -33,7 +36,8 @@ def reference_lif(x, th, a_i=0.75, a_v=0.97, tau=3.75, scale=1.5):
     spikes, voltages = [], []
     for t in range(x.shape[0]):
         if t > 0:
-            v_new = v * a_v + current - s * th  # eq 2 uses I[t-1] and S[t-1]
+            reset = s.detach() if reset_grad == "detach" else s
+            v_new = v * a_v + current - reset * th  # eq 2 uses I[t-1] and S[t-1]
             current = current * a_i + x_prev  # eq 1 uses x[t-1]
             v = v_new
         s = SurrogateSpike.apply(v, th, tau, scale)  # eq 3

@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-from engine.neuron import lif_scan
+from engine.neuron import NeuronParams, lif_scan, reset_stability_warning
 from reference import reference_lif, reference_network
 
 TOL = 1e-10
@@ -38,15 +38,20 @@ def _inputs(seed, steps=40, batch=3, neurons=7, near=True):
     return x, th
 
 
+def _params(p):
+    return NeuronParams(p["a_i"], p["a_v"], p["tau"], p["scale"], p["reset_grad"])
+
+
+@pytest.mark.parametrize("reset_grad", ["full", "detach"])
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 @pytest.mark.parametrize("params", [dict(), dict(a_i=0.5, a_v=0.9, tau=1.0, scale=1.0), dict(a_i=1.0, a_v=1.0, tau=0.3, scale=0.7)])
-def test_scan_matches_reference_spikes_voltage_and_gradients(seed, params):
-    p = dict(a_i=0.75, a_v=0.97, tau=3.75, scale=1.5) | params
+def test_scan_matches_reference_spikes_voltage_and_gradients(seed, params, reset_grad):
+    p = dict(a_i=0.75, a_v=0.97, tau=3.75, scale=1.5, reset_grad=reset_grad) | params
     x, th = _inputs(seed)
     x_ref, th_ref = x.clone().requires_grad_(), th.clone().requires_grad_()
     x_fast, th_fast = x.clone().requires_grad_(), th.clone().requires_grad_()
     s_ref, v_ref = reference_lif(x_ref, th_ref, **p)
-    s_fast, v_fast = lif_scan(x_fast, th_fast, p["a_i"], p["a_v"], p["tau"], p["scale"])
+    s_fast, v_fast = lif_scan(x_fast, th_fast, _params(p))
     assert torch.equal(s_ref, s_fast)
     assert s_fast.sum() > 0 and (1 - s_fast).sum() > 0
     assert torch.allclose(v_ref, v_fast, atol=TOL, rtol=0)
@@ -63,7 +68,7 @@ def test_time_indices_as_written():
     """Input at t=0 reaches I at t=1 and V at t=2; a spike at t resets V at t+1 by Th."""
     x = torch.zeros(6, 1, 1, dtype=torch.float64)
     x[0] = 2.0
-    s, v = lif_scan(x, torch.tensor([1.5], dtype=torch.float64), 0.5, 1.0)
+    s, v = lif_scan(x, torch.tensor([1.5], dtype=torch.float64), NeuronParams(current_decay=0.5, voltage_decay=1.0))
     # I = [0, 2, 1, 0.5, 0.25, ...]; V[3] = 2 + 1 - 1.5; V[4] = 1.5 + 0.5 - 1.5; V[5] = 0.5 + 0.25
     assert v[:, 0, 0].tolist() == [0.0, 0.0, 2.0, 1.5, 0.5, 0.75]
     assert s[:, 0, 0].tolist() == [0, 0, 1, 1, 0, 0]
@@ -109,10 +114,51 @@ def test_scalar_threshold_gradient():
     assert th.grad.shape == ()
 
 
-@pytest.mark.parametrize("kwargs, word", [(dict(current_decay=0.0), "current_decay"), (dict(voltage_decay=1.5), "voltage_decay"), (dict(tau=0.0), "tau"), (dict(scale=-1.0), "scale")])
+@pytest.mark.parametrize("kwargs, word", [(dict(current_decay=0.0), "current_decay"), (dict(voltage_decay=1.5), "voltage_decay"),
+                                          (dict(surrogate_tau=0.0), "tau"), (dict(surrogate_scale=-1.0), "scale"),
+                                          (dict(reset_grad="half"), "reset_grad")])
 def test_bad_hyperparameters_name_the_parameter(kwargs, word):
     with pytest.raises(ValueError, match=word):
-        lif_scan(torch.zeros(2, 1, 1), torch.ones(1), **kwargs)
+        lif_scan(torch.zeros(2, 1, 1), torch.ones(1), NeuronParams(**kwargs))
+
+
+def test_detach_drops_only_the_reset_loop():
+    """Detached and full backward differ only through S[t] -> V[t+1]; without spikes they agree exactly."""
+    x, th = _inputs(5)
+    grads = {}
+    for mode in ("full", "detach"):
+        xg, tg = x.clone().requires_grad_(), th.clone().requires_grad_()
+        s, v = lif_scan(xg, tg, NeuronParams(reset_grad=mode))
+        (s.sum() + v.sum()).backward()
+        grads[mode] = (xg.grad, tg.grad)
+    assert not torch.allclose(grads["full"][0], grads["detach"][0])
+    silent = torch.full_like(th, 1e6)  # nobody spikes: the reset term is zero in both
+    for mode in ("full", "detach"):
+        xg = x.clone().requires_grad_()
+        _, v = lif_scan(xg, silent, NeuronParams(reset_grad=mode))
+        v.sum().backward()
+        grads[mode] = xg.grad
+    assert torch.equal(grads["full"], grads["detach"])
+
+
+def test_reset_gradient_grows_past_the_stability_bound_unless_detached():
+    """Th * s / tau > 1 + a_v: the full reset gradient explodes over T, the detached one stays bounded."""
+    p = NeuronParams()  # s = 1.5, tau = 3.75: stable for Th < 4.93
+    assert reset_stability_warning(8.0, p) is not None and reset_stability_warning(4.0, p) is None
+    assert reset_stability_warning(8.0, NeuronParams(reset_grad="detach")) is None
+    g = torch.Generator().manual_seed(0)
+    noise = 1 + torch.randn(300, 16, 1, generator=g, dtype=torch.float64)
+    norms = {}
+    for th in (4.0, 8.0):
+        drive = (1 - p.voltage_decay) * (1 - p.current_decay) * th  # DC input that holds V near Th
+        for mode in ("full", "detach"):
+            xg = (drive * noise).requires_grad_()
+            s, _ = lif_scan(xg, torch.tensor([th], dtype=torch.float64), NeuronParams(reset_grad=mode))
+            assert s.sum() > 10
+            s.sum().backward()
+            norms[th, mode] = xg.grad.abs().max().item()
+    assert max(norms[4.0, "full"], norms[4.0, "detach"], norms[8.0, "detach"]) < 1e3
+    assert norms[8.0, "full"] > 1e12
 
 
 @pytest.mark.parametrize("mode", ["sparse", "dense", "auto"])
