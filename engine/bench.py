@@ -183,9 +183,9 @@ def quick_epoch_seconds() -> dict:
 
     trainer = Trainer(TrainConfig(preset="quick", device="cpu", lr_th=1e-2))
     start = time.perf_counter()
-    batches = [e.data for e in trainer.events() if e.kind == "batch"]
+    batches = [e.record for e in trainer.events() if e.kind == "batch"]
     seconds = time.perf_counter() - start
-    per_batch = [1000 * trainer.config.batch_size / b["samples_per_s"] for b in batches]
+    per_batch = [1000 * trainer.config.batch_size / b.samples_per_s for b in batches]
     train, cfg = trainer.dataset.train, trainer.config
     order = trainer.batch_order(0)
     data = [train.batch(order[k * cfg.batch_size:(k + 1) * cfg.batch_size]) for k in range(min(40, len(batches)))]

@@ -78,6 +78,7 @@ def _train_config(args) -> tuple[TrainConfig, bool]:
 
 def _train(args) -> int:
     from .distributed import shutdown
+    from .records import RunState
     from .report import ProgressBars, format_summary
     from .train import Trainer, compare
 
@@ -90,33 +91,26 @@ def _train(args) -> int:
         trainers, events = [trainer], trainer.events()
     main_rank = trainers[0].world.is_main  # under torchrun only rank 0 reports and writes
     started = time.perf_counter()
-    summaries, errors = {}, []
+    state = RunState()
     with ProgressBars(disable=args.quiet or not main_rank) as bars:
         try:
             for event in events:
                 bars.update(event)
-                if event.kind == "end":
-                    summaries[event.run] = event.data
-                elif event.kind == "error":
-                    errors.append(f"{event.run}: {event.data['message']}")
+                state.apply(event)
         except KeyboardInterrupt:
             for t in trainers:
                 t.cancel()
-            errors.append("interrupted; the checkpoints of completed epochs are kept")
+            state.errors.append("interrupted; the checkpoints of completed epochs are kept")
     shutdown()
-    result = dict(runs=summaries, errors=errors, seconds=round(time.perf_counter() - started, 3))
+    result = state.summary(time.perf_counter() - started)
     if not main_rank:
-        return 1 if errors else 0
+        return 1 if result.errors else 0
     if out:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "summary.json").write_text(json.dumps(result, indent=2))
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(format_summary(result))
-    for message in errors:
+        result.write(out)
+    print(json.dumps(result.to_json(), indent=2) if args.json else format_summary(result))
+    for message in result.errors:
         print(f"rouser train: error: {message}", file=sys.stderr)
-    return 1 if errors else 0
+    return 1 if result.errors else 0
 
 
 def _add_datasets(sub) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from .records import LayerRaster, LayerStats
+
 __all__ = ["EpochActivity", "batch_activity", "layer_metrics", "threshold_sample_indices", "probe_raster"]
 
 
@@ -36,8 +38,8 @@ class EpochActivity:
 
 def layer_metrics(batch_fired: list[torch.Tensor], spike_percent: list[float], activity: EpochActivity,
                   thresholds: list[torch.Tensor], weights: list[torch.Tensor], initial_weights: list[torch.Tensor],
-                  sample_indices: list[list[int]], probe_spikes: list[torch.Tensor] | None) -> list[dict]:
-    """One dict per layer with the metrics every batch logs.
+                  sample_indices: list[list[int]], probe_spikes: list[torch.Tensor] | None) -> list[LayerStats]:
+    """One `LayerStats` per layer with the metrics every batch logs.
 
     active_fraction: neurons with >= 1 spike on the batch (Fig. 10); probe_active_fraction: the same on the
     fixed probe sample; dead_percent: no spike so far in the epoch (Table 3); spike_percent: spikes as % of
@@ -52,19 +54,18 @@ def layer_metrics(batch_fired: list[torch.Tensor], spike_percent: list[float], a
                 fired.float().mean(), th.mean(), th.min(), th.max(),
                 torch.linalg.vector_norm(w - w0) / torch.linalg.vector_norm(w0).clamp_min(1e-12),
             ]).tolist()
-            row = dict(active_fraction=stats[0], spike_percent=spike_percent[k], threshold_mean=stats[1],
-                       threshold_min=stats[2], threshold_max=stats[3], weight_change=stats[4],
-                       dead_percent=dead[k], threshold_sample=th[idx].tolist())
-            if probe_spikes is not None:
-                row["probe_active_fraction"] = (probe_spikes[k].amax(dim=(0, 1)) > 0).float().mean().item()
-            rows.append(row)
+            probe = None if probe_spikes is None else (probe_spikes[k].amax(dim=(0, 1)) > 0).float().mean().item()
+            rows.append(LayerStats(active_fraction=stats[0], probe_active_fraction=probe, dead_percent=dead[k],
+                                   spike_percent=spike_percent[k], threshold_mean=stats[1], threshold_min=stats[2],
+                                   threshold_max=stats[3], threshold_sample=tuple(th[idx].tolist()),
+                                   weight_change=stats[4]))
     return rows
 
 
-def probe_raster(probe_spikes: list[torch.Tensor]) -> list[dict]:
-    """Spike raster of the probe sample per layer as (time steps, neuron indices) lists."""
+def probe_raster(probe_spikes: list[torch.Tensor]) -> tuple[LayerRaster, ...]:
+    """Spike raster of the probe sample per layer as (time step, neuron index) pairs."""
     rows = []
     for s in probe_spikes:
         t, n = torch.nonzero(s[:, 0], as_tuple=True)
-        rows.append(dict(t=t.tolist(), neuron=n.tolist()))
-    return rows
+        rows.append(LayerRaster(t=tuple(t.tolist()), neuron=tuple(n.tolist())))
+    return tuple(rows)

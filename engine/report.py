@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tqdm import tqdm
 
-from .train import Event
+from .records import BatchRecord, Event, JobSummary, RunStart
 
 __all__ = ["ProgressBars", "format_summary"]
 
@@ -24,17 +24,14 @@ class ProgressBars:
             bar.close()
 
     def update(self, event: Event) -> None:
-        if event.kind == "start":
-            d = event.data
-            epochs = d["config"]["epochs"]
-            self.bars[event.run] = tqdm(total=(epochs - d["epoch"]) * d["num_batches"], desc=f"{event.run:>6}",
+        r = event.record
+        if isinstance(r, RunStart):
+            self.bars[event.run] = tqdm(total=(r.epochs - r.epoch) * r.num_batches, desc=f"{event.run:>6}",
                                         position=len(self.bars), unit="batch", disable=self.disable, leave=True)
-        elif event.kind == "batch" and event.run in self.bars:
-            d = event.data
-            out = d["layers"][-1]
+        elif isinstance(r, BatchRecord) and event.run in self.bars:
             self.bars[event.run].set_postfix_str(
-                f"epoch {d['epoch']} loss {d['loss']:.3g} acc {d['train_accuracy']:.2f} "
-                f"out active {100 * out['active_fraction']:.0f}%", refresh=False)
+                f"epoch {r.epoch} loss {r.loss:.3g} acc {r.train_accuracy:.2f} "
+                f"out active {100 * r.layers[-1].active_fraction:.0f}%", refresh=False)
             self.bars[event.run].update(1)
 
 
@@ -42,15 +39,15 @@ def _cells(values, fmt: str) -> str:
     return " / ".join(fmt.format(v) for v in values) if values else "-"
 
 
-def format_summary(result: dict) -> str:
+def format_summary(result: JobSummary) -> str:
     """A short table: accuracy, dead neurons per layer and final thresholds of each run."""
     header = f"{'run':<8}{'status':<11}{'test acc':>9}{'loss':>9}   {'dead % per layer':<24}threshold mean per layer"
     lines = [header, "-" * len(header)]
-    for name, s in result["runs"].items():
-        acc = "-" if s["test_accuracy"] is None else f"{100 * s['test_accuracy']:.1f}%"
-        loss = "-" if s["final_loss"] is None else f"{s['final_loss']:.3g}"
-        dead = _cells(s["dead_percent"], "{:.1f}")
-        ths = _cells([t["mean"] for t in s["thresholds"]], "{:.3f}")
-        lines.append(f"{name:<8}{s['status']:<11}{acc:>9}{loss:>9}   {dead:<24}{ths}")
-    lines.append(f"time: {result['seconds']:.1f} s")
+    for name, s in result.runs.items():
+        acc = "-" if s.test_accuracy is None else f"{100 * s.test_accuracy:.1f}%"
+        loss = "-" if s.final_loss is None else f"{s.final_loss:.3g}"
+        dead = _cells(s.dead_percent, "{:.1f}")
+        ths = _cells([t.mean for t in s.thresholds], "{:.3f}")
+        lines.append(f"{name:<8}{s.status:<11}{acc:>9}{loss:>9}   {dead:<24}{ths}")
+    lines.append(f"time: {result.seconds:.1f} s")
     return "\n".join(lines)

@@ -7,10 +7,9 @@ come from a generator seeded with ``seed`` and epoch e's batch order from ``defa
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -24,19 +23,22 @@ from .distributed import current_world
 from .loss import fir_kernel, predict, target_spikes, van_rossum_loss
 from .metrics import EpochActivity, batch_activity, layer_metrics, probe_raster, threshold_sample_indices
 from .network import RouserNetwork, get_preset
+from .provenance import run_provenance
+from .records import (BatchRecord, EpochRecord, Event, EventKind, HistoryRecord, LayerRaster, RunStart, RunSummary,
+                      ThresholdStats, history_record, write_history)
 
-__all__ = ["Event", "Trainer", "compare", "resolve_device", "run_name"]
+__all__ = ["Event", "Trainer", "compare", "resolve_device", "run_name", "run_time_steps"]
 
 EVAL_BATCH = 128
 
 
-@dataclass
-class Event:
-    """One thing that happened in a run: kind is start, batch, epoch, end or error."""
+@dataclass(frozen=True)
+class BatchResult:
+    """One trained batch: its record, its correct predictions, and the probe's raster when one was taken."""
 
-    kind: str
-    run: str
-    data: dict = field(default_factory=dict)
+    record: BatchRecord
+    correct: int
+    raster: tuple[LayerRaster, ...] | None = None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -94,7 +96,8 @@ class Trainer:
         self.kernel = fir_kernel(config.loss_tau, device=self.device)
         self.probe = self.dataset.test.batch([0]).to(self.device)
         self.sample_indices = [threshold_sample_indices(n) for n in self.sizes[1:]]
-        self.history: list[dict] = []
+        self.history: list[HistoryRecord] = []
+        self.provenance = run_provenance(self.dataset, self.device, self.world.size)
         self.epoch = 0  # epochs completed
         self.step = 0  # batches trained
         self._cancel = threading.Event()
@@ -133,31 +136,29 @@ class Trainer:
     def state(self) -> dict:
         return dict(config=self.config.to_dict(), epoch=self.epoch, model=self.model.state_dict(),
                     optimizer=self.optimizer.state_dict(), initial_weights=[w.cpu() for w in self.initial_weights],
-                    history=self.history, torch_rng=torch.get_rng_state(), name=self.name, sizes=self.sizes)
+                    history=[r.to_json() for r in self.history], torch_rng=torch.get_rng_state(), name=self.name, sizes=self.sizes)
 
     def _restore(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.initial_weights = [w.to(self.device) for w in state["initial_weights"]]
-        self.history = list(state["history"])
+        self.history = [history_record(r) for r in state["history"]]
         self.epoch = int(state["epoch"])
-        self.step = sum(r["kind"] == "batch" for r in self.history)
+        self.step = sum(isinstance(r, BatchRecord) for r in self.history)
         self.name = state.get("name", self.name)
         torch.set_rng_state(state["torch_rng"])
 
-    def _log(self, record: dict) -> None:
+    def _log(self, record: HistoryRecord) -> None:
         self.history.append(record)
         if self.out and self.world.is_main:
-            with open(self.out / "history.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
+            write_history(self.out / "history.jsonl", [record], append=True)
 
     def _start_files(self) -> None:
         """Rewrite history.jsonl from the (possibly resumed) history; write the first checkpoint."""
         if not self.out or not self.world.is_main:
             return
         self.out.mkdir(parents=True, exist_ok=True)
-        with open(self.out / "history.jsonl", "w") as f:
-            f.writelines(json.dumps(r) + "\n" for r in self.history)
+        write_history(self.out / "history.jsonl", self.history)
         if self.epoch == 0:
             save_checkpoint(self.state(), self.out)
 
@@ -190,10 +191,10 @@ class Trainer:
         num_batches = -(-len(train) // cfg.batch_size)
         if cfg.max_batches:
             num_batches = min(num_batches, cfg.max_batches)
-        yield Event("start", self.name, dict(config=cfg.to_dict(), sizes=self.sizes, num_batches=num_batches,
-                                             time_steps=self.dataset.time_steps, device=str(self.device),
-                                             threshold_sample_indices=self.sample_indices, epoch=self.epoch,
-                                             dataset=self.dataset.name))
+        yield Event(EventKind.START, self.name, RunStart(
+            config=cfg.to_dict(), dataset=self.dataset.name, sizes=tuple(self.sizes), time_steps=self.dataset.time_steps,
+            num_batches=num_batches, batch_size=cfg.batch_size, epoch=self.epoch, epochs=cfg.epochs,
+            device=str(self.device), threshold_sample_indices=tuple(tuple(ix) for ix in self.sample_indices)))
         started = time.perf_counter()
         for epoch in range(self.epoch, cfg.epochs):
             activity = EpochActivity(self.sizes[1:], self.device)
@@ -201,30 +202,30 @@ class Trainer:
             correct = seen = 0
             for b in range(num_batches):
                 if self.cancelled:
-                    yield Event("end", self.name, self.summary("cancelled", time.perf_counter() - started))
+                    yield Event(EventKind.END, self.name, self.summary("cancelled", time.perf_counter() - started))
                     return
-                record = self._train_batch(train, order[b * cfg.batch_size:(b + 1) * cfg.batch_size], activity)
-                if record is None:
-                    yield Event("error", self.name, dict(message=self._nan_message(epoch, b)))
+                indices = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+                result = self._train_batch(train, indices, activity, epoch + 1, b + 1, num_batches)
+                if result is None:
+                    yield Event.error(self.name, self._nan_message(epoch, b))
                     return
-                correct += record.pop("_correct")
-                seen += record.pop("_seen")
-                raster = record.pop("_raster", None)
-                record.update(kind="batch", epoch=epoch + 1, batch=b + 1, num_batches=num_batches)
-                self._log(record)
-                yield Event("batch", self.name, record | ({"probe_raster": raster} if raster else {}))
+                correct += result.correct
+                seen += len(indices)
+                self._log(result.record)
+                yield Event(EventKind.BATCH, self.name, result.record, result.raster)
             test = self.evaluate(self.dataset.test)
             self.epoch = epoch + 1
-            record = dict(kind="epoch", epoch=self.epoch, train_accuracy=correct / max(1, seen), test_accuracy=test["accuracy"],
-                          test_loss=test["loss"], dead_percent=activity.dead_percent(),
-                          thresholds=[dict(mean=t.mean().item(), min=t.min().item(), max=t.max().item()) for t in self.model.thresholds()])
+            record = EpochRecord(epoch=self.epoch, train_accuracy=correct / max(1, seen), test_accuracy=test["accuracy"],
+                                 test_loss=test["loss"], dead_percent=tuple(activity.dead_percent()),
+                                 thresholds=self._threshold_stats())
             self._log(record)
             if self.out and self.world.is_main:
                 save_checkpoint(self.state(), self.out)
-            yield Event("epoch", self.name, record)
-        yield Event("end", self.name, self.summary("finished", time.perf_counter() - started))
+            yield Event(EventKind.EPOCH, self.name, record)
+        yield Event(EventKind.END, self.name, self.summary("finished", time.perf_counter() - started))
 
-    def _train_batch(self, train: SpikeSplit, indices: np.ndarray, activity: EpochActivity) -> dict | None:
+    def _train_batch(self, train: SpikeSplit, indices: np.ndarray, activity: EpochActivity, epoch: int,
+                     batch_number: int, num_batches: int) -> BatchResult | None:
         """One Adam step on one global batch (this rank's shard of it); None when loss or gradients are not finite."""
         t0 = time.perf_counter()
         local = self.world.shard(indices)
@@ -251,14 +252,12 @@ class Trainer:
         layers = layer_metrics(fired, spike_percent, activity, self.model.thresholds(), self.model.weights(),
                                self.initial_weights, self.sample_indices, probe)
         self.step += 1
-        step = self.step
-        record = dict(step=step, loss=loss_sum / len(indices), train_accuracy=correct / len(indices),
-                      samples_per_s=len(indices) / (time.perf_counter() - t0), layers=layers,
-                      _correct=int(correct), _seen=len(indices))
+        record = BatchRecord(epoch=epoch, batch=batch_number, num_batches=num_batches, step=self.step,
+                             loss=loss_sum / len(indices), train_accuracy=correct / len(indices),
+                             samples_per_s=len(indices) / (time.perf_counter() - t0), layers=tuple(layers))
         every = self.config.raster_every
-        if every and (step - 1) % every == 0:
-            record["_raster"] = probe_raster(probe)
-        return record
+        raster = probe_raster(probe) if every and (self.step - 1) % every == 0 else None
+        return BatchResult(record, int(correct), raster)
 
     def _gradients_finite(self) -> bool:
         """False when BPTT produced NaN or infinity (the step is then skipped, the weights stay good)."""
@@ -270,21 +269,25 @@ class Trainer:
         return (f"loss or gradients became NaN or infinite at epoch {epoch + 1}, batch {batch + 1}{kept}; "
                 f"lower --lr/--lr-th or the surrogate scale s")
 
-    def summary(self, status: str, seconds: float) -> dict:
-        """The run's outcome: accuracy, dead neurons and thresholds per layer."""
-        epochs = [r for r in self.history if r["kind"] == "epoch"]
-        batches = [r for r in self.history if r["kind"] == "batch"]
-        last_epoch = epochs[-1] if epochs else {}
-        last_batch = batches[-1] if batches else {}
-        return dict(
+    def _threshold_stats(self) -> tuple[ThresholdStats, ...]:
+        return tuple(ThresholdStats(mean=t.mean().item(), min=t.min().item(), max=t.max().item())
+                     for t in self.model.thresholds())
+
+    def summary(self, status: str, seconds: float) -> RunSummary:
+        """The run's outcome: accuracy, dead neurons and thresholds per layer, config and provenance."""
+        epochs = [r for r in self.history if isinstance(r, EpochRecord)]
+        batches = [r for r in self.history if isinstance(r, BatchRecord)]
+        last_epoch = epochs[-1] if epochs else None
+        layers = batches[-1].layers if batches else ()
+        return RunSummary(
             run=self.name, status=status, epochs_completed=self.epoch, seconds=round(seconds, 3),
-            sizes=self.sizes, dataset=self.dataset.name, time_steps=self.dataset.time_steps,
-            test_accuracy=last_epoch.get("test_accuracy"), train_accuracy=last_epoch.get("train_accuracy"),
-            final_loss=last_batch.get("loss"),
-            dead_percent=last_epoch.get("dead_percent", [lay["dead_percent"] for lay in last_batch.get("layers", [])]),
-            active_fraction=[lay["active_fraction"] for lay in last_batch.get("layers", [])],
-            thresholds=[dict(mean=t.mean().item(), min=t.min().item(), max=t.max().item()) for t in self.model.thresholds()],
-            config=self.config.to_dict(),
+            sizes=tuple(self.sizes), dataset=self.dataset.name, time_steps=self.dataset.time_steps,
+            test_accuracy=last_epoch.test_accuracy if last_epoch else None,
+            train_accuracy=last_epoch.train_accuracy if last_epoch else None,
+            final_loss=batches[-1].loss if batches else None,
+            dead_percent=last_epoch.dead_percent if last_epoch else tuple(lay.dead_percent for lay in layers),
+            active_fraction=tuple(lay.active_fraction for lay in layers), thresholds=self._threshold_stats(),
+            config=self.config.to_dict(), provenance=self.provenance,
         )
 
 

@@ -8,59 +8,72 @@ from __future__ import annotations
 
 import io
 import json
+import time
+import uuid
 import zipfile
+from dataclasses import fields
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import panel as pn
 import param
 
+from engine.records import BatchRecord, HistoryRecord, JobSummary, RunSummary, read_history
+
 from .plots import RUN_COLORS, RUN_LABELS, layer_label
 from .settings import Settings
 
 __all__ = ["ExportPanel", "history_frame", "history_csv", "history_json", "history_png", "list_run_folders",
-           "folder_listing", "load_run", "folder_zip"]
+           "folder_listing", "load_run", "folder_zip", "new_run_folder", "SavedRun"]
+
+Histories = dict[str, list[HistoryRecord]]  # run name -> its records, as in history.jsonl
 
 LAYER_KEYS = ("active_fraction", "probe_active_fraction", "dead_percent", "spike_percent", "threshold_mean",
               "threshold_min", "threshold_max", "weight_change")
 
 
 # ---------------------------------------------------------------------- history files
-def history_frame(histories: dict[str, list[dict]]) -> pd.DataFrame:
+def _row(run: str, r: HistoryRecord) -> dict:
+    """One record's columns: its numbers, and per layer ``L<k>_<name>``."""
+    row = {"run": run, "kind": r.kind}
+    row.update({f.name: getattr(r, f.name) for f in fields(r) if not isinstance(getattr(r, f.name), tuple)})
+    if isinstance(r, BatchRecord):
+        for k, lay in enumerate(r.layers):
+            row.update({f"L{k + 1}_{key}": getattr(lay, key) for key in LAYER_KEYS})
+            row.update({f"L{k + 1}_threshold_sample_{j}": v for j, v in enumerate(lay.threshold_sample)})
+        return row
+    for k, dead in enumerate(r.dead_percent):
+        row[f"L{k + 1}_dead_percent"] = dead
+    for k, th in enumerate(r.thresholds):
+        row.update({f"L{k + 1}_threshold_mean": th.mean, f"L{k + 1}_threshold_min": th.min,
+                    f"L{k + 1}_threshold_max": th.max})
+    return row
+
+
+def history_frame(histories: Histories) -> pd.DataFrame:
     """One row per batch or epoch record of every run; per-layer values as ``L<k>_<name>`` columns."""
-    rows = []
-    for run, records in histories.items():
-        for r in records:
-            row = {"run": run, **{k: v for k, v in r.items() if not isinstance(v, (list, dict))}}
-            for k, lay in enumerate(r.get("layers", [])):
-                row.update({f"L{k + 1}_{key}": lay.get(key) for key in LAYER_KEYS})
-                row.update({f"L{k + 1}_threshold_sample_{j}": v for j, v in enumerate(lay.get("threshold_sample", []))})
-            for k, dead in enumerate(r.get("dead_percent", []) if r.get("kind") == "epoch" else []):
-                row[f"L{k + 1}_dead_percent"] = dead
-            for k, th in enumerate(r.get("thresholds", [])):
-                row.update({f"L{k + 1}_threshold_{key}": value for key, value in th.items()})
-            rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame([_row(run, r) for run, records in histories.items() for r in records])
 
 
-def history_csv(histories: dict[str, list[dict]]) -> str:
+def history_csv(histories: Histories) -> str:
     return history_frame(histories).to_csv(index=False)
 
 
-def history_json(histories: dict[str, list[dict]]) -> str:
+def history_json(histories: Histories) -> str:
     """``{"runs": {name: [records as in history.jsonl]}}``."""
-    return json.dumps({"runs": histories}, indent=1)
+    return json.dumps({"runs": {run: [r.to_json() for r in records] for run, records in histories.items()}}, indent=1)
 
 
-def history_png(histories: dict[str, list[dict]], title: str = "") -> bytes:
+def history_png(histories: Histories, title: str = "") -> bytes:
     """The run's plots as one PNG: thresholds, active fraction and spikes per layer, loss and accuracy."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    batches = {run: [r for r in recs if r.get("kind") == "batch"] for run, recs in histories.items()}
+    batches = {run: [r for r in recs if isinstance(r, BatchRecord)] for run, recs in histories.items()}
     batches = {run: recs for run, recs in batches.items() if recs}
-    layers = max((len(recs[0]["layers"]) for recs in batches.values()), default=1)
+    layers = max((len(recs[0].layers) for recs in batches.values()), default=1)
     cols = max(layers, 2)
     fig = Figure(figsize=(4 * cols, 11), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
@@ -69,21 +82,21 @@ def history_png(histories: dict[str, list[dict]], title: str = "") -> bytes:
         ax.set_visible(False)
     for run, recs in batches.items():
         color, label = RUN_COLORS.get(run, "black"), RUN_LABELS.get(run, run)
-        step = np.array([r["step"] for r in recs])
+        step = np.array([r.step for r in recs])
         for k in range(layers):
-            lay = [r["layers"][k] for r in recs]
+            lay = [r.layers[k] for r in recs]
             name = layer_label(k, layers)
             ax = grid[0, k]
-            ax.fill_between(step, [x["threshold_min"] for x in lay], [x["threshold_max"] for x in lay], color=color,
+            ax.fill_between(step, [x.threshold_min for x in lay], [x.threshold_max for x in lay], color=color,
                             alpha=0.15)
-            ax.plot(step, [x["threshold_mean"] for x in lay], color=color, label=f"{label} mean")
+            ax.plot(step, [x.threshold_mean for x in lay], color=color, label=f"{label} mean")
             ax.set(title=f"thresholds · {name}", xlabel="batch step", ylabel="threshold")
             for row, key, ylabel in ((1, "active_fraction", "active fraction"), (2, "spike_percent", "spikes, % of max")):
-                grid[row, k].plot(step, [x[key] for x in lay], color=color, label=label)
+                grid[row, k].plot(step, [getattr(x, key) for x in lay], color=color, label=label)
                 grid[row, k].set(title=f"{ylabel} · {name}", xlabel="batch step", ylabel=ylabel)
-        grid[3, 0].plot(step, [r["loss"] for r in recs], color=color, label=label)
+        grid[3, 0].plot(step, [r.loss for r in recs], color=color, label=label)
         grid[3, 0].set(title="loss", xlabel="batch step", ylabel="van Rossum loss")
-        grid[3, 1].plot(step, [r["train_accuracy"] for r in recs], color=color, label=label)
+        grid[3, 1].plot(step, [r.train_accuracy for r in recs], color=color, label=label)
         grid[3, 1].set(title="batch accuracy", xlabel="batch step", ylabel="train accuracy")
     for ax in grid.flat:
         if ax.lines:
@@ -98,22 +111,28 @@ def history_png(histories: dict[str, list[dict]], title: str = "") -> bytes:
 
 
 # ---------------------------------------------------------------------- the runs folder
+def new_run_folder(runs_dir: Path, dataset: str) -> Path:
+    """A fresh folder under the server's runs folder: ``<date>-<time>-<dataset>-<random>``."""
+    name = f"{time.strftime('%Y%m%d-%H%M%S')}-{dataset}-{uuid.uuid4().hex[:6]}"
+    return Path(runs_dir) / name
+
+
 def _histories_in(folder: Path) -> dict[str, Path]:
     """run name -> history.jsonl of a run folder (``rouser/``/``fixed/`` of a comparison, or the folder itself)."""
     found = {sub.name: sub / "history.jsonl" for sub in sorted(folder.iterdir())
              if sub.is_dir() and (sub / "history.jsonl").is_file()} if folder.is_dir() else {}
     if not found and (folder / "history.jsonl").is_file():
-        summary = _read_summary(folder)
-        names = list(summary.get("runs", {})) if summary else []
+        names = list(_read_summary(folder).runs)
         found = {names[0] if len(names) == 1 else "rouser": folder / "history.jsonl"}
     return found
 
 
-def _read_summary(folder: Path) -> dict:
+def _read_summary(folder: Path) -> JobSummary:
+    """The folder's summary.json; an empty one when it is missing or unreadable."""
     try:
-        return json.loads((folder / "summary.json").read_text())
-    except (OSError, ValueError):
-        return {}
+        return JobSummary.read(folder)
+    except (OSError, ValueError, TypeError):
+        return JobSummary()
 
 
 def list_run_folders(runs_dir: str | Path) -> list[str]:
@@ -151,21 +170,22 @@ def folder_zip(runs_dir: str | Path, name: str) -> bytes:
     return buf.getvalue()
 
 
-def load_run(runs_dir: str | Path, name: str) -> tuple[dict[str, list[dict]], list[int] | None, int]:
-    """Histories of run folder ``name`` (run -> records), its layer sizes and time steps (from summary.json)."""
+class SavedRun(NamedTuple):
+    """A run folder read back: its histories, layer sizes and time steps (from summary.json when there)."""
+
+    histories: Histories
+    sizes: list[int] | None
+    time_steps: int
+
+
+def load_run(runs_dir: str | Path, name: str) -> SavedRun:
+    """Run folder ``name`` read back (a comparison's runs, or a single run)."""
     folder = _folder(runs_dir, name)
-    histories = {}
-    for run, path in _histories_in(folder).items():
-        records = []
-        for line in path.read_text().splitlines():
-            try:
-                records.append(json.loads(line))
-            except ValueError:
-                continue  # a line cut short by a crash
-        histories[run] = records
-    summaries = _read_summary(folder).get("runs", {}) or {r: _read_summary(folder / r) for r in histories}
-    first = next((s for s in summaries.values() if isinstance(s, dict) and s.get("sizes")), {})
-    return histories, first.get("sizes"), int(first.get("time_steps") or 100)
+    histories = {run: read_history(path) for run, path in _histories_in(folder).items()}
+    summaries: list[RunSummary] = list(_read_summary(folder).runs.values())
+    summaries = summaries or [s for run in histories for s in _read_summary(folder / run).runs.values()]
+    first = next((s for s in summaries if s.sizes), None)
+    return SavedRun(histories, list(first.sizes) if first else None, (first and first.time_steps) or 100)
 
 
 # ---------------------------------------------------------------------- the panel
@@ -201,11 +221,11 @@ class ExportPanel(pn.viewable.Viewer):
             self.message = "stop the current run before loading a saved one"
             return
         try:
-            histories, sizes, steps = load_run(self.settings.runs_path, self.folder)
+            saved = load_run(self.settings.runs_path, self.folder)
         except (OSError, ValueError) as exc:
             self.message = f"cannot load {self.folder}: {exc}"
             return
-        self.run_panel.show_history(histories, sizes, self.folder, steps)
+        self.run_panel.show_history(saved, self.folder)
         self.message = f"loaded {self.folder} into the Training tab"
 
     def _name(self) -> str:
@@ -213,7 +233,7 @@ class ExportPanel(pn.viewable.Viewer):
 
     def _download(self, kind: str):
         def make():
-            histories = self.run_panel.histories
+            histories = self.run_panel.state.histories
             if kind == "csv":
                 return io.StringIO(history_csv(histories))
             if kind == "json":

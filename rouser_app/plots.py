@@ -14,17 +14,14 @@ import numpy as np
 import pandas as pd
 import panel as pn
 
-__all__ = ["LivePlots", "RUN_COLORS", "RUN_LABELS", "layer_label", "batch_rows"]
+from engine.records import BatchRecord, HistoryRecord, LayerRaster, RunState
+from engine.style import RUN_COLORS, RUN_LABELS, layer_label  # one naming and colouring for dashboard and figures
 
-RUN_COLORS = {"rouser": "#d95f02", "fixed": "#1b9e77"}
-RUN_LABELS = {"rouser": "Rouser", "fixed": "fixed threshold"}
+__all__ = ["LivePlots", "RUN_COLORS", "RUN_LABELS", "layer_label", "batch_rows", "dead_frame", "history_shape"]
+
 BUFFER_LENGTH = 1_000_000  # rows kept per run: every batch of any run the dashboard allows
 PLOT = dict(width=262, height=185, toolbar="above", tools=["hover"], default_tools=["pan", "wheel_zoom", "reset"],
             fontsize={"title": "10pt"})
-
-
-def layer_label(k: int, layers: int) -> str:
-    return "output" if k == layers - 1 else f"hidden {k + 1}"
 
 
 RUN_IDS = {"rouser": 0, "fixed": 1}
@@ -39,21 +36,44 @@ def _columns(layers: int, samples: list[int]) -> list[str]:
     return cols
 
 
-def batch_rows(records: list[dict], layers: int, samples: list[int], run: str = "rouser") -> pd.DataFrame:
-    """One row per batch record of the engine (history.jsonl's ``kind: batch`` lines), in the buffer's columns."""
+def batch_rows(records: list[BatchRecord], layers: int, samples: list[int], run: str = "rouser") -> pd.DataFrame:
+    """One row per batch record of the engine, in the buffer's columns."""
     rows = []
     for r in records:
-        row = dict(run=RUN_IDS.get(run, 0), step=r["step"], epoch=r["epoch"], loss=r["loss"], accuracy=r["train_accuracy"])
-        for k, lay in enumerate(r["layers"][:layers]):
-            row.update({f"active_{k}": lay["active_fraction"], f"probe_active_{k}": lay.get("probe_active_fraction", np.nan),
-                        f"dead_{k}": lay["dead_percent"], f"spike_{k}": lay["spike_percent"],
-                        f"th_mean_{k}": lay["threshold_mean"], f"th_min_{k}": lay["threshold_min"],
-                        f"th_max_{k}": lay["threshold_max"]})
-            sample = list(lay.get("threshold_sample", []))[:samples[k]]
+        row = dict(run=RUN_IDS.get(run, 0), step=r.step, epoch=r.epoch, loss=r.loss, accuracy=r.train_accuracy)
+        for k, lay in enumerate(r.layers[:layers]):
+            probe = np.nan if lay.probe_active_fraction is None else lay.probe_active_fraction
+            row.update({f"active_{k}": lay.active_fraction, f"probe_active_{k}": probe,
+                        f"dead_{k}": lay.dead_percent, f"spike_{k}": lay.spike_percent,
+                        f"th_mean_{k}": lay.threshold_mean, f"th_min_{k}": lay.threshold_min,
+                        f"th_max_{k}": lay.threshold_max})
+            sample = list(lay.threshold_sample)[:samples[k]]
             sample += [np.nan] * (samples[k] - len(sample))
             row.update({f"th_s{j}_{k}": v for j, v in enumerate(sample)})
         rows.append(row)
     return pd.DataFrame(rows, columns=_columns(layers, samples), dtype=float)
+
+
+def dead_frame(state: RunState) -> pd.DataFrame:
+    """The dead-neuron table (Table 3): one row per run at its latest batch, one column per layer, in %."""
+    rows = {f"{RUN_LABELS.get(run, run)} (epoch {epoch})": {layer_label(k, len(dead)): round(d, 1)
+                                                           for k, d in enumerate(dead)}
+            for run, (epoch, dead) in state.dead_table().items()}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def history_shape(histories: dict[str, list[HistoryRecord]], sizes: list[int] | None):
+    """(runs, neurons per layer, threshold samples per layer) of saved histories; None without a batch.
+
+    Rouser and fixed come first; without ``sizes``, each layer gets as many neurons as its sample.
+    """
+    firsts = {run: next((r for r in recs if isinstance(r, BatchRecord)), None) for run, recs in histories.items()}
+    firsts = {run: first for run, first in firsts.items() if first is not None}
+    if not firsts:
+        return None
+    samples = [len(lay.threshold_sample) for lay in next(iter(firsts.values())).layers]
+    neurons = list(sizes[1:]) if sizes else [max(1, n) for n in samples]
+    return sorted(firsts, key=lambda run: RUN_IDS.get(run, len(RUN_IDS))), neurons, samples
 
 
 # ---------------------------------------------------------------------- elements (pure functions of data)
@@ -132,7 +152,7 @@ class LivePlots:
         self.raster_points = {key: 0 for key in self.raster_points}
 
     # -------------------------------------------------------------- feeding
-    def push_batches(self, batches: dict[str, list[dict]]) -> None:
+    def push_batches(self, batches: dict[str, list[BatchRecord]]) -> None:
         """Append batch records (run -> records): one Buffer send for all of them, so each plot updates once."""
         frames = [batch_rows(records, self.layers, self.samples, run) for run, records in batches.items()
                   if records and run in self.rows]
@@ -142,12 +162,12 @@ class LivePlots:
                 if run in self.rows:
                     self.rows[run] += len(records)
 
-    def push_raster(self, run: str, raster: list[dict], step: int | None = None) -> None:
-        """Replace ``run``'s rasters by the latest probe raster (one dict of t, neuron lists per layer)."""
+    def push_raster(self, run: str, raster: tuple[LayerRaster, ...], step: int | None = None) -> None:
+        """Replace ``run``'s rasters by the latest probe raster (one `LayerRaster` per layer)."""
         for k, layer in enumerate(raster[:self.layers]):
             if (run, k) in self.rasters:
-                self.rasters[(run, k)].send({"t": layer["t"], "neuron": layer["neuron"], "step": step})
-                self.raster_points[(run, k)] = len(layer["t"])
+                self.rasters[(run, k)].send({"t": layer.t, "neuron": layer.neuron, "step": step})
+                self.raster_points[(run, k)] = len(layer.t)
 
     # -------------------------------------------------------------- building
     def raster_plot(self, run: str, k: int) -> hv.DynamicMap:

@@ -1,16 +1,13 @@
 """Run, Stop and Reset one dashboard run, a status line and progress bar, and the live plots it feeds.
 
-The worker thread (`RunJob`) only queues events; a periodic callback on the page's event loop drains them
-into the plots' Buffers and Pipes, the status line and the dead-neuron table.
+The worker thread (`RunJob`) only queues events; a periodic callback on the page's event loop applies them to
+a `RunState` and pushes what is new to the plots' Buffers and Pipes, the status line and the dead-neuron table.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import time
-import uuid
-from pathlib import Path
 
 import pandas as pd
 import panel as pn
@@ -19,14 +16,16 @@ import param
 from engine.config import ConfigError
 from engine.metrics import threshold_sample_indices
 from engine.network import get_preset
-from engine.train import run_name
+from engine.records import BatchRecord, LayerRaster, RunStart, RunState
+from engine.train import run_name, run_time_steps
 
 from .controls import RunControls, dataset_classes
-from .plots import RUN_LABELS, LivePlots, layer_label
+from .export import SavedRun, new_run_folder
+from .plots import RUN_LABELS, LivePlots, dead_frame, history_shape
 from .settings import Settings
 from .worker import DATASETS, LIMITER, RunJob, RunLimiter
 
-__all__ = ["RunPanel", "new_run_folder"]
+__all__ = ["RunPanel"]
 
 
 @contextlib.contextmanager
@@ -41,10 +40,50 @@ def _batched_document_updates():
         yield
 
 
-def new_run_folder(runs_dir: Path, dataset: str) -> Path:
-    """A fresh folder under the server's runs folder: ``<date>-<time>-<dataset>-<random>``."""
-    name = f"{time.strftime('%Y%m%d-%H%M%S')}-{dataset}-{uuid.uuid4().hex[:6]}"
-    return Path(runs_dir) / name
+def running_status(state: RunState, dataset: str, seconds: float) -> str:
+    """The status line while training: the slowest run's epoch and batch, and samples/s over ``seconds``."""
+    p = state.slowest
+    if p is None:
+        return f"running · preparing {dataset}"
+    rate = state.samples / max(seconds, 1e-6)
+    return f"running · epoch {p.epoch}/{p.epochs} · batch {p.batch}/{p.num_batches} · {rate:.0f} samples/s"
+
+
+def waiting_status(job: RunJob, max_runs: int, state: RunState) -> str | None:
+    """The status line before the first batch: the job's place in the server's queue, or loading its data."""
+    if job.queue_position:
+        return f"queued · the server trains {max_runs} run(s) at once; yours is number {job.queue_position} in line"
+    if job.state == "running" and state.slowest is None:
+        return f"running · loading {job.config.dataset}"
+    return None
+
+
+def final_status(state: RunState, stopped: bool) -> str:
+    """The status line once the job is done: its first error, stopped, or each run's test accuracy."""
+    if state.errors:
+        return f"error: {state.errors[0]}"
+    if state.cancelled or stopped:
+        return "stopped"
+    accs = [f"{RUN_LABELS.get(r, r)} {100 * s.test_accuracy:.1f}%" for r, s in state.summaries.items()
+            if s.test_accuracy is not None]
+    return "finished" + (f" · test accuracy {', '.join(accs)}" if accs else "")
+
+
+def plot_shape(start: RunStart) -> tuple[list[int], list[int], int]:
+    """(neurons, threshold samples, time steps) per spiking layer of a starting run."""
+    return list(start.sizes[1:]), [len(ix) for ix in start.threshold_sample_indices], start.time_steps
+
+
+def planned_plots(controls: RunControls) -> tuple | None:
+    """(runs, neurons, samples, time steps) of a run with the controls' settings; None when they are invalid."""
+    try:
+        config = controls.config()
+        classes = dataset_classes(config.dataset, config.data_root)
+        sizes = [*get_preset(config.preset).hidden, int(classes)]
+    except Exception:  # invalid settings or an unlisted dataset: the plots are built when the run starts
+        return None
+    runs = ["rouser", "fixed"] if controls.compare else [run_name(config)]
+    return (runs, sizes, [len(threshold_sample_indices(n)) for n in sizes], run_time_steps(config)) if classes else None
 
 
 class RunPanel(pn.viewable.Viewer):
@@ -70,28 +109,18 @@ class RunPanel(pn.viewable.Viewer):
         if self.limiter is None:
             self.limiter = LIMITER
         self.job: RunJob | None = None
+        self.state = RunState()  # what the shown run's events have said so far
         self.live: LivePlots | None = None  # kept between runs to be reused by the next run of the same shape
         self._shown: LivePlots | None = None  # the plots of the run shown now
-        self.histories: dict[str, list[dict]] = {}
-        self.summaries: dict[str, dict] = {}
-        self.errors: list[str] = []
         self.timings: dict[str, float] = {}
         self._callback = None
-        self._progress: dict[str, tuple[int, int]] = {}
-        self._epochs = 1
-        self._start_epoch: dict[str, int] = {}
-        self._samples = 0
-        self._first_batch_at: float | None = None
-        self._pending: dict[str, list[dict]] = {}
-        self._pending_rasters: dict[str, tuple[list, int]] = {}
+        self._pushed: dict[str, int] = {}  # history records of each run already sent to the plots
+        self._rasters: dict[str, tuple[tuple[LayerRaster, ...], int]] = {}  # latest unsent raster and its step
         self._next_plot_at = 0.0
-        self._plots_area = pn.Column(self._placeholder(), sizing_mode="stretch_width")
+        self._plots_area = pn.Column(pn.pane.Markdown("Press **Run** to train; the plots fill in while it trains.",
+                                                      css_classes=["rouser-plots-placeholder"]),
+                                     sizing_mode="stretch_width")
         self._view = None
-
-    @staticmethod
-    def _placeholder():
-        return pn.pane.Markdown("Press **Run** to train; the plots fill in while it trains.",
-                                css_classes=["rouser-plots-placeholder"])
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> bool:
@@ -107,12 +136,12 @@ class RunPanel(pn.viewable.Viewer):
         folder = new_run_folder(self.settings.runs_path, config.dataset)
         self.run_folder = folder.name
         self.job = RunJob(config, compare=self.controls.compare, out=folder, limiter=self.limiter, cache=DATASETS)
-        self._epochs = config.epochs
+        self.state = RunState(runs=tuple(self.job.runs))
         self.timings = {"run": time.perf_counter()}
         self.running = True
         self.job.start()
         self._update_waiting_status()
-        self._start_polling()
+        self._callback = pn.state.add_periodic_callback(self._poll, period=self.poll_ms)
         return True
 
     def stop(self) -> None:
@@ -125,16 +154,9 @@ class RunPanel(pn.viewable.Viewer):
         """Clear the plots, the table and the status (only when nothing is running)."""
         if self.running:
             return
-        self.job = None
-        self._shown = None
-        self._pending, self._pending_rasters, self._next_plot_at = {}, {}, 0.0
-        self.histories, self.summaries, self.errors = {}, {}, []
-        self._progress, self._start_epoch = {}, {}
-        self._samples, self._first_batch_at = 0, None
-        self.progress = 0.0
-        self.run_folder = None
-        self.dead_table = pd.DataFrame()
-        self.status = "ready"
+        self.job, self._shown, self.state = None, None, RunState()
+        self._pushed, self._rasters, self._next_plot_at = {}, {}, 0.0
+        self.progress, self.run_folder, self.dead_table, self.status = 0.0, None, pd.DataFrame(), "ready"
         if self.live is not None:  # keep the rendered plots (rendering costs seconds), just empty them
             self.live.clear()
 
@@ -145,48 +167,29 @@ class RunPanel(pn.viewable.Viewer):
         self._stop_polling()
 
     def prepare_plots(self) -> bool:
-        """Render empty plots for a run with the current settings ahead of time (done once the page has loaded).
-
-        Rendering a dozen plots takes seconds; done while the visitor reads the page, the first run's plots
-        fill in as soon as its first batch is trained. A run of another shape builds its own plots.
-        """
-        if self.running or self.live is not None:
+        """Render empty plots for the current settings once the page has loaded (rendering takes seconds), so the
+        first run's plots fill in from its first batch. A run of another shape builds its own plots."""
+        plan = None if self.running or self.live is not None else planned_plots(self.controls)
+        if plan is None:
             return False
-        try:
-            config = self.controls.config()
-            classes = dataset_classes(config.dataset, config.data_root)
-            preset = get_preset(config.preset)
-        except Exception:  # invalid settings or an unlisted dataset: the plots are built when the run starts
-            return False
-        if not classes:
-            return False
-        sizes = [*preset.hidden, int(classes)]
-        samples = [len(threshold_sample_indices(n)) for n in sizes]
-        runs = ["rouser", "fixed"] if self.controls.compare else [run_name(config)]
-        self.live = LivePlots(runs, sizes, samples, config.time_steps or preset.time_steps)
+        self.live = LivePlots(*plan)
         self._plots_area.objects = [self.live.__panel__()]
         return True
 
-    # ------------------------------------------------------------------ polling
-    def _start_polling(self) -> None:
-        self._stop_polling()
-        self._callback = pn.state.add_periodic_callback(self._poll, period=self.poll_ms)
-
-    def _stop_polling(self) -> None:
-        if self._callback is not None:
-            try:
-                self._callback.stop()
-            except Exception:  # already stopped with its session
-                pass
-            self._callback = None
-
+    # ------------------------------------------------------------------ events
     def _poll(self) -> None:
         self.drain()
         if not self.running:
             self._stop_polling()
 
+    def _stop_polling(self) -> None:
+        if self._callback is not None:
+            with contextlib.suppress(Exception):  # already stopped with its session
+                self._callback.stop()
+            self._callback = None
+
     def drain(self, limit: int = 5000, flush: bool = False) -> int:
-        """Move the worker's waiting events into the plots, table and status; returns how many were taken.
+        """Apply the worker's waiting events to the state and status; returns how many were taken.
 
         Plots are updated at most every ``plot_interval`` seconds (or 3x the last update's cost) and always at
         the end of a run or with ``flush``; the status line follows every call.
@@ -194,64 +197,24 @@ class RunPanel(pn.viewable.Viewer):
         if self.job is None:
             return 0
         events = self.job.drain(limit)
-        done = False
         for event in events:
-            kind, run, data = event.kind, event.run, event.data
-            if kind == "start":
-                self._on_start(run, data)
-            elif kind == "batch":
-                record = {k: v for k, v in data.items() if k != "probe_raster"}
-                self.histories.setdefault(run, []).append(record)
-                self._pending.setdefault(run, []).append(record)
-                if "probe_raster" in data:
-                    self._pending_rasters[run] = (data["probe_raster"], data.get("step"))
-                self._progress[run] = (data["epoch"], data["batch"], data["num_batches"])
-                self._samples += self.job.config.batch_size
-                if self._first_batch_at is None:
-                    self._first_batch_at = time.perf_counter()
-                    self.timings.setdefault("first_batch", self._first_batch_at)
-            elif kind == "epoch":
-                self.histories.setdefault(run, []).append(dict(data))
-            elif kind == "end":
-                self.summaries[run] = data
-            elif kind == "error":
-                self.errors.append(data.get("message", "unknown error") if run == "job" else f"{run}: {data.get('message')}")
-            elif kind == "done":
-                done = True
-        if done or flush or time.perf_counter() >= self._next_plot_at:
+            self.state.apply(event)
+            if isinstance(event.record, RunStart) and self._shown is None:
+                self._show_plots(self.job.runs, *plot_shape(event.record))
+                self.timings.setdefault("start", time.perf_counter())
+            elif isinstance(event.record, BatchRecord):
+                self.timings.setdefault("first_batch", time.perf_counter())
+                if event.raster is not None:
+                    self._rasters[event.run] = (event.raster, event.record.step)
+        if self.state.done or flush or time.perf_counter() >= self._next_plot_at:
             self._update_plots()
-        if done:
+        if self.state.done:
             self._finish()
         elif events:
             self._update_running_status()
         elif self.job.state == "queued":
             self._update_waiting_status()
         return len(events)
-
-    def _update_plots(self) -> None:
-        """Send the pending batches and the latest rasters to the plots (one send per stream) and the table."""
-        if not (self._pending or self._pending_rasters):
-            return
-        began = time.perf_counter()
-        with _batched_document_updates():
-            if self._shown is not None:
-                self._shown.push_batches(self._pending)
-                for run, (raster, step) in self._pending_rasters.items():
-                    self._shown.push_raster(run, raster, step)
-                self.timings.setdefault("first_plot", time.perf_counter())
-            self._update_table()
-        self._pending, self._pending_rasters = {}, {}
-        now = time.perf_counter()
-        self._next_plot_at = now + max(self.plot_interval, 3 * (now - began))
-
-    # ------------------------------------------------------------------ event handling
-    def _on_start(self, run: str, data: dict) -> None:
-        self._start_epoch[run] = data.get("epoch", 0)
-        if self._shown is None:
-            sizes = data["sizes"][1:]
-            samples = [len(ix) for ix in data["threshold_sample_indices"]]
-            self._show_plots(self.job.runs, sizes, samples, data["time_steps"])
-            self.timings.setdefault("start", time.perf_counter())
 
     def _show_plots(self, runs, sizes, samples, time_steps) -> None:
         """Plots for a run of this shape: the last ones cleared when they fit (fast), else new ones."""
@@ -262,125 +225,85 @@ class RunPanel(pn.viewable.Viewer):
             self._plots_area.objects = [self.live.__panel__()]
         self._shown = self.live
 
-    def _fraction_done(self) -> float:
-        if self.job is None or not self._progress:
-            return 0.0
-        fractions = []
-        for run in self.job.runs:  # the slowest run sets the pace; one without a batch yet is at 0
-            epoch, batch, nb = self._progress.get(run, (1, 0, 1))
-            first = self._start_epoch.get(run, 0)
-            fractions.append(((epoch - 1 - first) * nb + batch) / max(1, (self._epochs - first) * nb))
-        return float(min(1.0, max(0.0, min(fractions))))
+    def _update_plots(self) -> None:
+        """Send the batches not yet shown and the latest rasters to the plots (one send per stream), and the table."""
+        histories = self.state.histories
+        new = {run: [r for r in recs[self._pushed.get(run, 0):] if isinstance(r, BatchRecord)]
+               for run, recs in histories.items()}
+        if not (any(new.values()) or self._rasters):
+            return
+        began = time.perf_counter()
+        with _batched_document_updates():
+            if self._shown is not None:
+                self._shown.push_batches(new)
+                for run, (raster, step) in self._rasters.items():
+                    self._shown.push_raster(run, raster, step)
+                self.timings.setdefault("first_plot", time.perf_counter())
+            self.dead_table = dead_frame(self.state)
+        self._pushed, self._rasters = {run: len(recs) for run, recs in histories.items()}, {}
+        now = time.perf_counter()
+        self._next_plot_at = now + max(self.plot_interval, 3 * (now - began))
 
+    # ------------------------------------------------------------------ status line
     def _update_running_status(self) -> None:
-        if self.job is None or self.job.stopping:
-            return
-        self.progress = self._fraction_done()
-        if not self._progress:
-            self.status = f"running · preparing {self.job.config.dataset}"
-            return
-        epoch, batch, nb = min(self._progress.values(), key=lambda p: (p[0], p[1]))
-        rate = ""
-        if self._first_batch_at is not None:
-            elapsed = time.perf_counter() - self.timings["run"]
-            rate = f" · {self._samples / max(elapsed, 1e-6):.0f} samples/s"
-        self.status = f"running · epoch {epoch}/{self._epochs} · batch {batch}/{nb}{rate}"
+        if self.job is not None and not self.job.stopping:
+            self.progress = self.state.fraction_done
+            self.status = running_status(self.state, self.job.config.dataset, time.perf_counter() - self.timings["run"])
 
     def _update_waiting_status(self) -> None:
-        if self.job is None:
-            return
-        position = self.job.queue_position
-        if position:
-            self.status = (f"queued · the server trains {self.limiter.max_runs} run(s) at once; "
-                           f"yours is number {position} in line")
-        elif self.job.state == "running" and not self._progress:
-            self.status = f"running · loading {self.job.config.dataset}"
-
-    def _update_table(self) -> None:
-        rows = {}
-        for run in (self.job.runs if self.job else self.histories):
-            records = [r for r in self.histories.get(run, []) if r.get("kind") == "batch"]
-            if records:
-                last = records[-1]
-                layers = last["layers"]
-                rows[f"{RUN_LABELS.get(run, run)} (epoch {last['epoch']})"] = {
-                    layer_label(k, len(layers)): round(lay["dead_percent"], 1) for k, lay in enumerate(layers)}
-        self.dead_table = pd.DataFrame.from_dict(rows, orient="index")
+        if self.job is not None:
+            self.status = waiting_status(self.job, self.limiter.max_runs, self.state) or self.status
 
     def _finish(self) -> None:
         self.running = False
-        if self.errors:
-            self.status = f"error: {self.errors[0]}"
-        elif any(s.get("status") == "cancelled" for s in self.summaries.values()) or (self.job and self.job.stopping):
-            self.status = "stopped"
-        else:
+        self.status = final_status(self.state, self.job.stopping)
+        if self.status.startswith("finished"):
             self.progress = 1.0
-            accs = [f"{RUN_LABELS.get(r, r)} {100 * s['test_accuracy']:.1f}%" for r, s in self.summaries.items()
-                    if s.get("test_accuracy") is not None]
-            self.status = "finished" + (f" · test accuracy {', '.join(accs)}" if accs else "")
-        self._write_summary()
+        if self.job.out is not None and self.job.out.exists():  # summary.json, as ``rouser train --out`` writes it
+            try:
+                self.state.summary(time.perf_counter() - self.timings["run"]).write(self.job.out)
+            except OSError as exc:
+                self.state.errors.append(f"could not write summary.json: {exc.strerror}")
 
-    def _write_summary(self) -> None:
-        """summary.json in the run folder, the same shape as ``rouser train --out``'s."""
-        if self.job is None or self.job.out is None or not self.job.out.exists():
-            return
-        seconds = time.perf_counter() - self.timings.get("run", time.perf_counter())
-        result = {"runs": self.summaries, "errors": self.errors, "seconds": round(seconds, 3)}
-        try:
-            (self.job.out / "summary.json").write_text(json.dumps(result, indent=2))
-        except OSError as exc:
-            self.errors.append(f"could not write summary.json: {exc.strerror}")
-
-    # ------------------------------------------------------------------ showing a saved run
-    def show_history(self, histories: dict[str, list[dict]], sizes: list[int] | None, name: str,
-                     time_steps: int = 100) -> None:
+    def show_history(self, saved: SavedRun, name: str) -> None:
         """Show a finished run read back from its folder (no rasters: those are not saved)."""
         if self.running:
             return
         self.reset()
-        self.histories = {run: list(records) for run, records in histories.items()}
-        batches = {run: [r for r in records if r.get("kind") == "batch"] for run, records in self.histories.items()}
-        first = next((b[0] for b in batches.values() if b), None)
-        if first is None:
+        shape = history_shape(saved.histories, saved.sizes)
+        if shape is None:
             self.status = f"loaded {name}: no batches recorded"
             return
-        layers = first["layers"]
-        neurons = sizes[1:] if sizes else [max(1, len(lay.get("threshold_sample", []))) for lay in layers]
-        samples = [len(lay.get("threshold_sample", [])) for lay in layers]
-        runs = [run for run in ("rouser", "fixed") if run in batches] + [r for r in batches if r not in ("rouser", "fixed")]
-        self._show_plots(runs, neurons, samples, time_steps)
-        self.live.push_batches({run: batches[run] for run in runs})
-        self._update_table()
-        self.run_folder = name
-        self.progress = 1.0
-        self.status = f"loaded {name}"
+        runs, neurons, samples = shape
+        self.state = RunState(runs=tuple(runs), histories={run: list(saved.histories[run]) for run in runs})
+        self._show_plots(runs, neurons, samples, saved.time_steps)
+        self._update_plots()
+        self.run_folder, self.progress, self.status = name, 1.0, f"loaded {name}"
 
-    # ------------------------------------------------------------------ view
     def __panel__(self):
         if self._view is None:
-            run = pn.widgets.Button(label="▶ Run", color="primary", width=100, css_classes=["rouser-run"],
-                                    disabled=pn.bind(lambda running, valid: running or not valid,
-                                                     self.param.running, self.controls.param.valid))
-            stop = pn.widgets.Button(label="■ Stop", color="danger", width=100, css_classes=["rouser-stop"],
-                                     disabled=pn.bind(lambda running: not running, self.param.running))
-            reset = pn.widgets.Button(label="Reset", width=100, css_classes=["rouser-reset"],
-                                      disabled=self.param.running)
-            run.on_click(lambda _e: self.start())
-            stop.on_click(lambda _e: self.stop())
-            reset.on_click(lambda _e: self.reset())
-            status = pn.pane.Str(self.param.status, css_classes=["rouser-status"],
-                                 styles={"font-size": "15px", "font-family": "monospace"}, sizing_mode="stretch_width")
-            progress = pn.indicators.Progress(value=pn.bind(lambda p: int(round(1000 * p)), self.param.progress),
-                                              max=1000, sizing_mode="stretch_width", height=14,
-                                              css_classes=["rouser-progress"])
-            table = pn.pane.DataFrame(self.param.dead_table, css_classes=["rouser-dead-table"], sizing_mode="fixed",
-                                      float_format=lambda v: f"{v:.1f}%")
-            self._view = pn.Column(
-                pn.Row(run, stop, reset, status, sizing_mode="stretch_width"),
-                progress,
-                pn.Row(pn.Column(pn.pane.HTML("Dead neurons, % of each layer: no spike so far this epoch (Table 3)",
-                                              styles={"font-weight": "600", "font-size": "14px"}), table)),
-                self._plots_area,
-                sizing_mode="stretch_width",
-            )
+            self._view = layout(self)
         return self._view
+
+
+def layout(panel: RunPanel) -> pn.Column:
+    """Run, Stop and Reset beside the status line, the progress bar, the dead-neuron table and the plots."""
+    def button(label, name, action, disabled, **kw):
+        widget = pn.widgets.Button(label=label, width=100, css_classes=[f"rouser-{name}"], disabled=disabled, **kw)
+        widget.on_click(lambda _e: action())
+        return widget
+    running = panel.param.running
+    run = button("▶ Run", "run", panel.start, pn.bind(lambda r, valid: r or not valid, running,
+                                                      panel.controls.param.valid), color="primary")
+    stop = button("■ Stop", "stop", panel.stop, pn.bind(lambda r: not r, running), color="danger")
+    reset = button("Reset", "reset", panel.reset, running)
+    status = pn.pane.Str(panel.param.status, css_classes=["rouser-status"],
+                         styles={"font-size": "15px", "font-family": "monospace"}, sizing_mode="stretch_width")
+    progress = pn.indicators.Progress(value=pn.bind(lambda p: int(round(1000 * p)), panel.param.progress), max=1000,
+                                      sizing_mode="stretch_width", height=14, css_classes=["rouser-progress"])
+    table = pn.pane.DataFrame(panel.param.dead_table, css_classes=["rouser-dead-table"], sizing_mode="fixed",
+                              float_format=lambda v: f"{v:.1f}%")
+    heading = pn.pane.HTML("Dead neurons, % of each layer: no spike so far this epoch (Table 3)",
+                           styles={"font-weight": "600", "font-size": "14px"})
+    return pn.Column(pn.Row(run, stop, reset, status, sizing_mode="stretch_width"), progress,
+                     pn.Row(pn.Column(heading, table)), panel._plots_area, sizing_mode="stretch_width")

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from engine.config import TrainConfig
 from engine.errors import RouserError
-from engine.network import get_preset
-from engine.train import Event, Trainer, compare, prepare_dataset, run_name
+from engine.records import JOB, Event, EventKind, RunSummary
+from engine.train import Trainer, compare, prepare_dataset, run_name, run_time_steps
 
 __all__ = ["DatasetCache", "DATASETS", "RunJob", "RunLimiter", "LIMITER", "describe_error"]
 
@@ -93,7 +93,7 @@ class DatasetCache:
 
     @staticmethod
     def key(config: TrainConfig) -> tuple:
-        return config.dataset, config.data_root, config.time_steps or get_preset(config.preset).time_steps
+        return config.dataset, config.data_root, run_time_steps(config)
 
     def __contains__(self, config: TrainConfig) -> bool:
         with self._lock:
@@ -143,7 +143,8 @@ class RunJob:
     """One dashboard run: Rouser and (with ``compare``) its fixed-threshold baseline, trained in a thread.
 
     The thread only puts `Event`s on ``self.events`` and checks the stop flag; ``drain()`` takes them off
-    on the caller's side (the page's event loop). A final ``Event("done", "job")`` marks the end.
+    on the caller's side (the page's event loop). An error outside any run comes as an error event of run
+    `engine.records.JOB`, and a final ``Event.done()`` (run JOB) marks the end.
     """
 
     def __init__(self, config: TrainConfig, compare: bool = True, out: str | Path | None = None,
@@ -183,9 +184,8 @@ class RunJob:
         for trainer in trainers:
             trainer.cancel()
         if withdrawn:
-            for run in self.runs:
-                self.events.put(Event("end", run, dict(run=run, status="cancelled")))
-            self.events.put(Event("done", "job"))
+            self._cancel_runs()
+            self.events.put(Event.done())
             if self.limiter is not None:
                 self.limiter.release(self)
 
@@ -230,18 +230,22 @@ class RunJob:
             if not self._stop.is_set():
                 self._train()
             else:
-                for run in self.runs:
-                    self.events.put(Event("end", run, dict(run=run, status="cancelled")))
+                self._cancel_runs()
         except BaseException as exc:  # noqa: BLE001 - nothing may escape the thread or reach the server
-            self.events.put(Event("error", "job", dict(message=describe_error(exc))))
+            self.events.put(Event.error(JOB, describe_error(exc)))
         finally:
             with self._lock:
                 self.state = "done"
                 self.trainers = []  # free the models: the page keeps only the events
                 self.dataset = None
-            self.events.put(Event("done", "job"))
+            self.events.put(Event.done())
             if self.limiter is not None:
                 self.limiter.release(self)
+
+    def _cancel_runs(self) -> None:
+        """End events for runs withdrawn before they started."""
+        for run in self.runs:
+            self.events.put(Event(EventKind.END, run, RunSummary(run=run, status="cancelled")))
 
     def _train(self) -> None:
         if self.dataset is not None:

@@ -14,6 +14,7 @@ from engine.errors import RouserError
 from rouser_app import worker as worker_module
 from rouser_app.controls import PAPER_SETTINGS, RunControls, available_datasets, raster_interval
 from rouser_app.dashboard import RouserDashboard
+from engine.records import LayerRaster
 from rouser_app.export import (folder_listing, folder_zip, history_csv, history_frame, history_json, history_png,
                                list_run_folders, load_run)
 from rouser_app.neuron_view import NeuronView, simulate_neuron
@@ -148,7 +149,7 @@ def test_a_job_streams_both_runs_and_ends_with_done(tmp_path):
     kinds = [(e.kind, e.run) for e in events]
     assert kinds[:2] == [("start", "rouser"), ("start", "fixed")]
     assert ("end", "rouser") in kinds and ("end", "fixed") in kinds and kinds[-1] == ("done", "job")
-    assert any("probe_raster" in e.data for e in events if e.kind == "batch")
+    assert any(e.raster is not None for e in events if e.kind == "batch")
     assert job.done and job.trainers == []  # models freed once finished
     assert (tmp_path / "run" / "rouser" / "history.jsonl").exists()
 
@@ -167,7 +168,7 @@ def test_stop_takes_effect_before_the_next_batch(tmp_path):
     assert not job.thread.is_alive()
     assert time.perf_counter() - asked < 3.0
     events += job.drain()
-    assert {e.data["status"] for e in events if e.kind == "end"} == {"cancelled"}
+    assert {e.record.status for e in events if e.kind == "end"} == {"cancelled"}
 
 
 def test_errors_in_a_run_become_one_line_events_not_exceptions(tmp_path, monkeypatch):
@@ -177,7 +178,7 @@ def test_errors_in_a_run_become_one_line_events_not_exceptions(tmp_path, monkeyp
     job = RunJob(TINY)
     job.start()
     errors = [e for e in _events_until_done(job) if e.kind == "error"]
-    assert errors and errors[0].data["message"].startswith("out of memory") and "\n" not in errors[0].data["message"]
+    assert errors and errors[0].record.message.startswith("out of memory") and "\n" not in errors[0].record.message
     assert describe_error(RouserError("dataset nmnist is missing; put it under X")) == "dataset nmnist is missing; put it under X"
     assert describe_error(ValueError("bad\nsecond line")) == "ValueError: bad"
 
@@ -243,7 +244,7 @@ def test_a_real_tiny_run_fills_the_buffers_table_status_and_run_folder(tmp_path)
     folder = tmp_path / "runs" / panel.run_folder
     summary = json.loads((folder / "summary.json").read_text())
     assert set(summary["runs"]) == {"rouser", "fixed"} and summary["runs"]["rouser"]["status"] == "finished"
-    assert {"rouser", "fixed"} <= set(panel.histories)
+    assert {"rouser", "fixed"} <= set(panel.state.histories)
 
 
 def test_status_line_format_while_running(tmp_path):
@@ -266,7 +267,7 @@ def test_reset_empties_the_plots_and_keeps_them_for_the_next_run(tmp_path):
     _run_to_end(panel)
     live = panel.live
     panel.reset()
-    assert panel.status == "ready" and panel.histories == {} and len(live.metrics.data) == 0
+    assert panel.status == "ready" and panel.state.histories == {} and len(live.metrics.data) == 0
     panel.start()
     _run_to_end(panel)
     assert panel.live is live and live.rows == {"rouser": 4, "fixed": 4}
@@ -285,14 +286,14 @@ def test_closing_the_session_stops_its_run(tmp_path):
     assert dashboard.run_panel.start()
     job = dashboard.run_panel.job
     deadline = time.time() + 60
-    while not dashboard.run_panel.histories and time.time() < deadline:
+    while not dashboard.run_panel.state.histories and time.time() < deadline:
         dashboard.run_panel.drain()
         time.sleep(0.02)
     for callback in list(doc.session_destroyed_callbacks):
         callback(None)
     job.join(10)
     assert job.done and not job.thread.is_alive()
-    assert {e.data.get("status") for e in job.drain() if e.kind == "end"} == {"cancelled"}
+    assert {e.record.status for e in job.drain() if e.kind == "end"} == {"cancelled"}
 
 
 def test_the_dashboard_renders_and_plots_are_one_element_per_layer_and_run(tmp_path):
@@ -306,7 +307,7 @@ def test_the_dashboard_renders_and_plots_are_one_element_per_layer_and_run(tmp_p
     assert (live.runs, live.neurons, live.time_steps) == (["rouser", "fixed"], [64, 4], 60)
     raster = live.raster_plot("rouser", 0)[()]
     assert isinstance(raster, hv.Points)
-    live.push_raster("rouser", [{"t": [1, 2, 3], "neuron": [0, 5, 9]}, {"t": [], "neuron": []}], step=1)
+    live.push_raster("rouser", (LayerRaster(t=(1, 2, 3), neuron=(0, 5, 9)), LayerRaster()), step=1)
     assert len(live.raster_plot("rouser", 0)[()]) == 3
     for sizes in ([500, 500, 10], [11]):
         pn.panel(LivePlots(["fixed"], sizes, [8] * len(sizes), 300)).get_root()
@@ -317,11 +318,12 @@ def test_export_and_reload_a_finished_run(tmp_path):
     panel = _panel(tmp_path)
     panel.start()
     _run_to_end(panel)
-    frame = history_frame(panel.histories)
+    histories = panel.state.histories
+    frame = history_frame(histories)
     assert set(frame["run"]) == {"rouser", "fixed"} and "L2_active_fraction" in frame and "L1_threshold_sample_0" in frame
-    assert history_csv(panel.histories).startswith("run,")
-    assert set(json.loads(history_json(panel.histories))["runs"]) == {"rouser", "fixed"}
-    assert history_png(panel.histories, "t")[:8] == b"\x89PNG\r\n\x1a\n"
+    assert history_csv(histories).startswith("run,")
+    assert set(json.loads(history_json(histories))["runs"]) == {"rouser", "fixed"}
+    assert history_png(histories, "t")[:8] == b"\x89PNG\r\n\x1a\n"
     runs = tmp_path / "runs"
     name = panel.run_folder
     assert list_run_folders(runs) == [name]
@@ -330,12 +332,11 @@ def test_export_and_reload_a_finished_run(tmp_path):
     assert folder_zip(runs, name)[:2] == b"PK"
     with pytest.raises(ValueError):
         folder_listing(runs, "../../etc")
-    histories, sizes, steps = load_run(runs, name)
-    assert sizes == [32, 64, 4] and steps == 60
-    assert [r["loss"] for r in histories["rouser"] if r["kind"] == "batch"] == \
-        [r["loss"] for r in panel.histories["rouser"] if r["kind"] == "batch"]
+    saved = load_run(runs, name)
+    assert saved.sizes == [32, 64, 4] and saved.time_steps == 60
+    assert saved.histories["rouser"] == histories["rouser"]  # history.jsonl reads back as the records the run emitted
     other = _panel(tmp_path)
-    other.show_history(histories, sizes, name, steps)
+    other.show_history(saved, name)
     assert other.status == f"loaded {name}" and other.live.rows == {"rouser": 4, "fixed": 4}
 
 

@@ -5,6 +5,7 @@ import torch
 
 from engine.loss import fir_kernel, predict, target_spikes, van_rossum_loss
 from engine.metrics import EpochActivity, batch_activity, layer_metrics, probe_raster, threshold_sample_indices
+from engine.records import LayerRaster
 
 
 def test_kernel_is_a_normalised_second_order_kernel():
@@ -63,14 +64,14 @@ def test_layer_metrics_by_hand():
     w0 = torch.ones(5, 3)
     w = w0 * 2
     row = layer_metrics(fired, [100 * 3 / 40], activity, [th], [w], [w0], [[0, 4]], [spikes[:, :1]])[0]
-    assert row["active_fraction"] == pytest.approx(2 / 5)  # neurons 0 and 3 spiked on the batch
-    assert row["dead_percent"] == pytest.approx(40.0)  # 0, 3, 4 spiked in the epoch so far
-    assert row["spike_percent"] == pytest.approx(100 * 3 / 40)
-    assert (row["threshold_mean"], row["threshold_min"], row["threshold_max"]) == (3.0, 1.0, 5.0)
-    assert row["threshold_sample"] == [1.0, 5.0]
-    assert row["weight_change"] == pytest.approx(1.0)
-    assert row["probe_active_fraction"] == pytest.approx(1 / 5)
-    assert probe_raster([spikes])[0] == dict(t=[0], neuron=[0])
+    assert row.active_fraction == pytest.approx(2 / 5)  # neurons 0 and 3 spiked on the batch
+    assert row.dead_percent == pytest.approx(40.0)  # 0, 3, 4 spiked in the epoch so far
+    assert row.spike_percent == pytest.approx(100 * 3 / 40)
+    assert (row.threshold_mean, row.threshold_min, row.threshold_max) == (3.0, 1.0, 5.0)
+    assert row.threshold_sample == (1.0, 5.0)
+    assert row.weight_change == pytest.approx(1.0)
+    assert row.probe_active_fraction == pytest.approx(1 / 5)
+    assert probe_raster([spikes])[0] == LayerRaster(t=(0,), neuron=(0,))
 
 
 def test_threshold_sample_indices():

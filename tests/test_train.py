@@ -1,6 +1,6 @@
 """Training: seeds, baseline pairing, resume, cancellation, NaN handling and the rousing of a silent output layer."""
 
-import json
+import dataclasses
 
 import numpy as np
 import pytest
@@ -10,6 +10,7 @@ import engine.train as train_module
 from engine.checkpoint import load_checkpoint
 from engine.config import ConfigError, TrainConfig
 from engine.data import load_dataset
+from engine.records import BatchRecord, read_history
 from engine.train import Trainer, compare
 
 TINY = TrainConfig(dataset="patterns", preset="quick", time_steps=40, batch_size=16, epochs=2)
@@ -29,7 +30,7 @@ def test_rouser_and_baseline_share_initial_weights_and_batch_order():
     first = {}
     for e in events:
         if e.kind == "batch":
-            first.setdefault(e.run, e.data["loss"])
+            first.setdefault(e.run, e.record.loss)
     assert first["rouser"] == first["fixed"]  # same weights, same first batch
     assert not fixed.model.layers[0].threshold.requires_grad
     assert torch.all(fixed.model.layers[-1].threshold == TINY.th_init)
@@ -39,8 +40,8 @@ def test_same_seed_same_run_different_seed_different_weights():
     a, b, c = Trainer(TINY), Trainer(TINY), Trainer(TINY.with_(seed=1))
     assert torch.equal(a.model.layers[0].weight, b.model.layers[0].weight)
     assert not torch.equal(a.model.layers[0].weight, c.model.layers[0].weight)
-    la = [e.data["loss"] for e in _run(a) if e.kind == "batch"]
-    lb = [e.data["loss"] for e in _run(b) if e.kind == "batch"]
+    la = [e.record.loss for e in _run(a) if e.kind == "batch"]
+    lb = [e.record.loss for e in _run(b) if e.kind == "batch"]
     assert la == lb
 
 
@@ -54,10 +55,10 @@ def test_resume_reaches_the_same_result_as_an_uninterrupted_run(tmp_path):
     _run(resumed)
     for a, b in zip(full.model.parameters(), resumed.model.parameters()):
         assert torch.equal(a, b)
-    strip = lambda h: [{k: v for k, v in r.items() if k != "samples_per_s"} for r in h]  # noqa: E731
+    def strip(history):  # the records without their timing
+        return [dataclasses.replace(r, samples_per_s=0.0) if isinstance(r, BatchRecord) else r for r in history]
     assert strip(full.history) == strip(resumed.history)
-    lines = (tmp_path / "half" / "history.jsonl").read_text().splitlines()
-    assert strip([json.loads(x) for x in lines]) == strip(full.history)
+    assert strip(read_history(tmp_path / "half" / "history.jsonl")) == strip(full.history)
     assert load_checkpoint(tmp_path / "half")["epoch"] == 2
 
 
@@ -66,9 +67,9 @@ def test_cancel_stops_before_the_next_batch():
     seen = []
     for e in trainer.events():
         seen.append(e)
-        if e.kind == "batch" and e.data["batch"] == 2:
+        if e.kind == "batch" and e.record.batch == 2:
             trainer.cancel()
-    assert seen[-1].kind == "end" and seen[-1].data["status"] == "cancelled"
+    assert seen[-1].kind == "end" and seen[-1].record.status == "cancelled"
     assert sum(e.kind == "batch" for e in seen) == 2
 
 
@@ -85,7 +86,7 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_pa
     trainer = Trainer(TINY, out=tmp_path)
     events = _run(trainer)
     assert events[-1].kind == "error"
-    message = events[-1].data["message"]
+    message = events[-1].record.message
     assert "NaN" in message and "epoch 2" in message and str(tmp_path) in message and "\n" not in message
     state = load_checkpoint(tmp_path)
     assert state["epoch"] == 1
@@ -94,7 +95,7 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_pa
 
 def test_exploding_weights_are_reported_not_trained_on():
     events = _run(Trainer(TINY.with_(lr=1e37, epochs=1)))
-    assert events[-1].kind == "error" and "NaN or infinite" in events[-1].data["message"]
+    assert events[-1].kind == "error" and "NaN or infinite" in events[-1].record.message
 
 
 @pytest.mark.parametrize("change, word", [
@@ -113,7 +114,7 @@ def test_silent_output_threshold_goes_down_where_the_target_wants_spikes():
     order = trainer.batch_order(0)[:16]
     labels = set(trainer.dataset.train.labels[order].tolist())
     events = _run(trainer)
-    assert events[1].data["layers"][-1]["active_fraction"] == 0.0  # the output layer was silent
+    assert events[1].record.layers[-1].active_fraction == 0.0  # the output layer was silent
     th = trainer.model.layers[-1].threshold.detach()
     for k in range(4):
         if k in labels:
@@ -131,12 +132,12 @@ def test_rouser_rouses_a_silent_output_layer_faster_than_the_fixed_threshold(see
     batches = {"rouser": [], "fixed": []}
     for e in events:
         if e.kind == "batch":
-            batches[e.run].append(e.data)
+            batches[e.run].append(e.record)
     for run in batches.values():
-        assert run[0]["layers"][-1]["active_fraction"] == 0.0
+        assert run[0].layers[-1].active_fraction == 0.0
     rouser, fixed = batches["rouser"][-1], batches["fixed"][-1]
-    assert rouser["layers"][-1]["active_fraction"] > fixed["layers"][-1]["active_fraction"]
-    assert rouser["loss"] < fixed["loss"]
+    assert rouser.layers[-1].active_fraction > fixed.layers[-1].active_fraction
+    assert rouser.loss < fixed.loss
 
 
 def test_events_carry_every_metric_and_a_raster_when_asked():
@@ -144,19 +145,17 @@ def test_events_carry_every_metric_and_a_raster_when_asked():
     kinds = [e.kind for e in events]
     assert kinds[0] == "start" and kinds[-1] == "end" and "epoch" in kinds
     batch = [e for e in events if e.kind == "batch"]
-    assert "probe_raster" in batch[0].data and "probe_raster" not in batch[1].data
-    layer = batch[0].data["layers"][0]
-    for key in ("active_fraction", "probe_active_fraction", "dead_percent", "spike_percent", "threshold_mean",
-                "threshold_min", "threshold_max", "threshold_sample", "weight_change"):
-        assert key in layer
-    epoch = [e for e in events if e.kind == "epoch"][0].data
-    assert 0.0 <= epoch["test_accuracy"] <= 1.0 and len(epoch["dead_percent"]) == 2
+    assert batch[0].raster is not None and batch[1].raster is None
+    layer = batch[0].record.layers[0]
+    assert layer.probe_active_fraction is not None and layer.weight_change is not None and layer.threshold_sample
+    epoch = [e for e in events if e.kind == "epoch"][0].record
+    assert 0.0 <= epoch.test_accuracy <= 1.0 and len(epoch.dead_percent) == 2
 
 
 def test_learns_the_patterns_dataset():
     trainer = Trainer(TINY.with_(epochs=6, th_init=1.0, lr=3e-3))
     _run(trainer)
-    assert trainer.history[-1]["test_accuracy"] >= 0.6  # 4 classes: chance is 0.25
+    assert trainer.history[-1].test_accuracy >= 0.6  # 4 classes: chance is 0.25
 
 
 def test_dataset_is_rebinned_to_the_run_grid():
