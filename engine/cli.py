@@ -175,7 +175,7 @@ def _bench(args) -> int:
 
 
 def _add_reproduce(sub) -> None:
-    from .experiments import BUDGETS, EXPERIMENTS
+    from .reproduce import BUDGETS, EXPERIMENTS
 
     p = sub.add_parser("reproduce", help="reproduce the paper's experiments: runs, CSV/JSON tables and PNG figures")
     p.add_argument("experiment", help=f"one of: {', '.join(EXPERIMENTS)}; all (every one on --dataset); "
@@ -183,12 +183,12 @@ def _add_reproduce(sub) -> None:
     p.add_argument("--dataset", default="nmnist-sim", help="dataset name (see `rouser datasets`); default %(default)s")
     p.add_argument("--data-root", default=None, help="folder holding real datasets (default: $ROUSER_DATA)")
     p.add_argument("--budget", default="quick", help=f"{', '.join(BUDGETS)}: how long each run trains (default %(default)s)")
-    p.add_argument("--seeds", type=int, default=None, help="seeds per run (mean and min-max band); default 1 "
-                   "(report: the page's own, 3)")
+    p.add_argument("--seeds", type=int, default=None, help="seeds per run (mean and min-max band); default: the "
+                   "budget's (tiny, quick: 1; paper: 2, threshold-sweep 1); report: the page's own, 3")
     p.add_argument("--out", default="runs/reproduce", help="folder for runs and results (default %(default)s); "
                    "finished runs found there are not trained again")
     p.add_argument("--thresholds", default=None, help="threshold-sweep: comma-separated Th values "
-                   "(default 0,0.25,0.5,0.75,1,1.25,1.5,2)")
+                   "(default 0,0.25,0.5,0.75,1,1.25,1.5,2; paper budget: 0.25,0.5,1,1.25,2)")
     p.add_argument("--docs", default="docs", help="report only: folder receiving results.md and results/ (default %(default)s)")
     p.add_argument("--jobs", type=int, default=1, help="train independent runs in this many processes (default 1)")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
@@ -197,7 +197,7 @@ def _add_reproduce(sub) -> None:
 
 
 def _reproduce(args) -> int:
-    from .experiments import EXPERIMENTS, run_all, run_experiment
+    from .reproduce import EXPERIMENTS, run_all, run_experiment
 
     if args.seeds is not None and args.seeds < 1:
         raise RouserError(f"--seeds must be >= 1, got {args.seeds}")
@@ -210,17 +210,17 @@ def _reproduce(args) -> int:
         except ValueError:
             raise RouserError(f"--thresholds must be comma-separated numbers, got {args.thresholds!r}") from None
     if args.experiment == "report":
-        from .results_page import write_report
+        from .reproduce import write_report
 
         path = write_report(args.out, args.docs, budget=args.budget, seeds=args.seeds, data_root=args.data_root,
-                            quiet=args.quiet, thresholds=thresholds)
+                            quiet=args.quiet, thresholds=thresholds, jobs=args.jobs)
         print(f"wrote {path}")
         return 0
     if args.experiment == "all":
-        records = run_all(args.dataset, args.budget, args.seeds or 1, args.out, args.data_root, args.quiet,
+        records = run_all(args.dataset, args.budget, args.seeds, args.out, args.data_root, args.quiet,
                           thresholds=thresholds, jobs=args.jobs)
     elif args.experiment in EXPERIMENTS:
-        records = {args.experiment: run_experiment(args.experiment, args.dataset, args.budget, args.seeds or 1, args.out,
+        records = {args.experiment: run_experiment(args.experiment, args.dataset, args.budget, args.seeds, args.out,
                                                    args.data_root, args.quiet, thresholds=thresholds,
                                                    jobs=args.jobs)}
     else:
