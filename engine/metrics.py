@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import torch
 
-from .records import LayerRaster, LayerStats
+from .records import LayerRaster, LayerStats, ThresholdStats
 
-__all__ = ["EpochActivity", "batch_activity", "layer_metrics", "threshold_sample_indices", "probe_raster"]
+__all__ = ["EpochActivity", "batch_activity", "layer_metrics", "threshold_sample_indices", "threshold_stats",
+           "probe_raster"]
 
 
 def threshold_sample_indices(neurons: int, count: int = 8) -> list[int]:
     """Evenly spaced neuron indices whose thresholds are tracked individually (Figs. 7-8)."""
     count = min(count, neurons)
     return sorted({round(k * (neurons - 1) / max(1, count - 1)) for k in range(count)})
+
+
+def threshold_stats(thresholds: list[torch.Tensor]) -> tuple[ThresholdStats, ...]:
+    """Mean, min and max of each layer's thresholds."""
+    return tuple(ThresholdStats(mean=t.mean().item(), min=t.min().item(), max=t.max().item()) for t in thresholds)
 
 
 def batch_activity(spikes: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:

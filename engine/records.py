@@ -229,6 +229,19 @@ class RunSummary:
     def from_json(cls, data: dict) -> "RunSummary":
         return cls(**_known(cls, data, thresholds=_many(ThresholdStats), provenance=Provenance.from_json))
 
+    @classmethod
+    def from_history(cls, history: list[HistoryRecord], **fields) -> "RunSummary":
+        """The summary of a run whose records are ``history``: the last epoch's accuracies and dead neurons (the
+        last batch's before a first epoch ends), the last batch's loss and active fractions; ``fields`` the rest."""
+        epochs = [r for r in history if isinstance(r, EpochRecord)]
+        batches = [r for r in history if isinstance(r, BatchRecord)]
+        layers = batches[-1].layers if batches else ()
+        return cls(test_accuracy=epochs[-1].test_accuracy if epochs else None,
+                   train_accuracy=epochs[-1].train_accuracy if epochs else None,
+                   final_loss=batches[-1].loss if batches else None,
+                   dead_percent=epochs[-1].dead_percent if epochs else tuple(lay.dead_percent for lay in layers),
+                   active_fraction=tuple(lay.active_fraction for lay in layers), **fields)
+
 
 @dataclass(frozen=True, kw_only=True)
 class RunError:

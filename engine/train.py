@@ -21,11 +21,12 @@ from .config import ConfigError, TrainConfig
 from .data import SpikeDataset, SpikeSplit, load_dataset
 from .distributed import current_world
 from .loss import fir_kernel, predict, target_spikes, van_rossum_loss
-from .metrics import EpochActivity, batch_activity, layer_metrics, probe_raster, threshold_sample_indices
+from .metrics import (EpochActivity, batch_activity, layer_metrics, probe_raster, threshold_sample_indices,
+                      threshold_stats)
 from .network import RouserNetwork, get_preset
 from .provenance import run_provenance
 from .records import (BatchRecord, EpochRecord, Event, EventKind, HistoryRecord, LayerRaster, RunStart, RunSummary,
-                      ThresholdStats, history_record, write_history)
+                      history_record, write_history)
 
 __all__ = ["Event", "Trainer", "compare", "resolve_device", "run_name", "run_time_steps"]
 
@@ -64,6 +65,24 @@ def prepare_dataset(config: TrainConfig) -> SpikeDataset:
     return load_dataset(config.dataset, config.data_root, time_steps=run_time_steps(config))
 
 
+def adam(model: RouserNetwork, config: TrainConfig) -> torch.optim.Adam:
+    """Adam with one learning rate for the weights and one for the thresholds (0: thresholds fixed)."""
+    weights = [p for n, p in model.named_parameters() if not n.endswith("threshold")]
+    groups = [dict(params=weights, lr=config.lr)]
+    if config.lr_th > 0:
+        groups.append(dict(params=model.thresholds(), lr=config.lr_th))
+    else:
+        for th in model.thresholds():
+            th.requires_grad_(False)
+    return torch.optim.Adam(groups)
+
+
+def gradients_finite(model: torch.nn.Module) -> bool:
+    """False when BPTT produced NaN or infinity (the step is then skipped, the weights stay good)."""
+    grads = [p.grad.abs().amax() for p in model.parameters() if p.grad is not None]
+    return bool(torch.isfinite(torch.stack(grads).sum()))
+
+
 class Trainer:
     """Trains one network; iterate ``events()`` to run it, call ``cancel()`` from any thread to stop it.
 
@@ -91,8 +110,9 @@ class Trainer:
         self.model = RouserNetwork(self.sizes, config.th_init, config.neuron(), config.seed,
                                    config.weight_scale, config.weight_norm).to(self.device)
         self.initial_weights = [w.detach().clone() for w in self.model.weights()]
-        self.optimizer = self._optimizer()
-        self.network = self._parallel(self.model)
+        self.optimizer = adam(self.model, config)
+        # under torchrun: DistributedDataParallel all-reduces the gradients
+        self.network = torch.nn.parallel.DistributedDataParallel(self.model) if self.world.distributed else self.model
         self.kernel = fir_kernel(config.loss_tau, device=self.device)
         self.probe = self.dataset.test.batch([0]).to(self.device)
         self.sample_indices = [threshold_sample_indices(n) for n in self.sizes[1:]]
@@ -103,23 +123,6 @@ class Trainer:
         self._cancel = threading.Event()
         if state is not None:
             self._restore(state)
-
-    def _optimizer(self) -> torch.optim.Adam:
-        """Adam with one learning rate for the weights and one for the thresholds (0: thresholds fixed)."""
-        weights = [p for n, p in self.model.named_parameters() if not n.endswith("threshold")]
-        groups = [dict(params=weights, lr=self.config.lr)]
-        if self.config.lr_th > 0:
-            groups.append(dict(params=self.model.thresholds(), lr=self.config.lr_th))
-        else:
-            for th in self.model.thresholds():
-                th.requires_grad_(False)
-        return torch.optim.Adam(groups)
-
-    def _parallel(self, model):
-        """The model wrapped in DistributedDataParallel when there are several ranks."""
-        if not self.world.distributed:
-            return model
-        return torch.nn.parallel.DistributedDataParallel(model)
 
     def cancel(self) -> None:
         """Ask the run to stop before its next batch."""
@@ -217,7 +220,7 @@ class Trainer:
             self.epoch = epoch + 1
             record = EpochRecord(epoch=self.epoch, train_accuracy=correct / max(1, seen), test_accuracy=test["accuracy"],
                                  test_loss=test["loss"], dead_percent=tuple(activity.dead_percent()),
-                                 thresholds=self._threshold_stats())
+                                 thresholds=threshold_stats(self.model.thresholds()))
             self._log(record)
             if self.out and self.world.is_main:
                 save_checkpoint(self.state(), self.out)
@@ -236,7 +239,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         # each rank's mean loss weighted by its share, so the all-reduced mean is the global batch's mean
         (loss * (len(local) * self.world.size / len(indices))).backward()
-        if not self._gradients_finite():
+        if not gradients_finite(self.model):
             return None
         self.optimizer.step()
         fired, counts = batch_activity(spikes)
@@ -259,36 +262,17 @@ class Trainer:
         raster = probe_raster(probe) if every and (self.step - 1) % every == 0 else None
         return BatchResult(record, int(correct), raster)
 
-    def _gradients_finite(self) -> bool:
-        """False when BPTT produced NaN or infinity (the step is then skipped, the weights stay good)."""
-        grads = [p.grad.abs().amax() for p in self.model.parameters() if p.grad is not None]
-        return bool(torch.isfinite(torch.stack(grads).sum()))
-
     def _nan_message(self, epoch: int, batch: int) -> str:
         kept = f"; the last good checkpoint (epoch {self.epoch}) is kept in {self.out}" if self.out else ""
         return (f"loss or gradients became NaN or infinite at epoch {epoch + 1}, batch {batch + 1}{kept}; "
                 f"lower --lr/--lr-th or the surrogate scale s")
 
-    def _threshold_stats(self) -> tuple[ThresholdStats, ...]:
-        return tuple(ThresholdStats(mean=t.mean().item(), min=t.min().item(), max=t.max().item())
-                     for t in self.model.thresholds())
-
     def summary(self, status: str, seconds: float) -> RunSummary:
         """The run's outcome: accuracy, dead neurons and thresholds per layer, config and provenance."""
-        epochs = [r for r in self.history if isinstance(r, EpochRecord)]
-        batches = [r for r in self.history if isinstance(r, BatchRecord)]
-        last_epoch = epochs[-1] if epochs else None
-        layers = batches[-1].layers if batches else ()
-        return RunSummary(
-            run=self.name, status=status, epochs_completed=self.epoch, seconds=round(seconds, 3),
+        return RunSummary.from_history(
+            self.history, run=self.name, status=status, epochs_completed=self.epoch, seconds=round(seconds, 3),
             sizes=tuple(self.sizes), dataset=self.dataset.name, time_steps=self.dataset.time_steps,
-            test_accuracy=last_epoch.test_accuracy if last_epoch else None,
-            train_accuracy=last_epoch.train_accuracy if last_epoch else None,
-            final_loss=batches[-1].loss if batches else None,
-            dead_percent=last_epoch.dead_percent if last_epoch else tuple(lay.dead_percent for lay in layers),
-            active_fraction=tuple(lay.active_fraction for lay in layers), thresholds=self._threshold_stats(),
-            config=self.config.to_dict(), provenance=self.provenance,
-        )
+            thresholds=threshold_stats(self.model.thresholds()), config=self.config.to_dict(), provenance=self.provenance)
 
 
 def compare(config: TrainConfig, out: str | Path | None = None, dataset: SpikeDataset | None = None,
