@@ -122,8 +122,16 @@ def test_results_page_is_written_from_the_runs(sweep, tmp_path):
                         plan={"patterns": dict.fromkeys(EXPERIMENTS, 1)}, thresholds=SWEEP)
     text = path.read_text()
     assert _summaries(out) == before  # nothing retrained
-    for heading in ("threshold sweep", "Table 3", "Fig. 9", "Fig. 6a", "Figs. 7-8", "Fig. 11", "Time per experiment"):
+    for heading in ("threshold sweep", "Table 3", "Fig. 9", "Fig. 6a", "Figs. 7-8", "Fig. 11", "Time per experiment",
+                    "The paper's claims"):
         assert heading in text, heading
+    from engine.reproduce.claims import CLAIMS
+
+    claim_rows = [line for line in text.splitlines() if any(line.startswith(f"| {c.title} |") for c in CLAIMS)]
+    assert len(claim_rows) == len(CLAIMS)
+    assert all(("**supported**" in r or "**contradicted**" in r or "**cannot tell at this budget**" in r)
+               and "**not run yet**" in r for r in claim_rows)  # the micro budget judged; the paper budget not run
+    assert "rouser reproduce all --budget paper --dataset nmnist-sim --jobs 2" in text
     images = [line.split("](", 1)[1].rstrip(")") for line in text.splitlines() if line.startswith("![")]
     assert len(images) == 8
     for image in images:
@@ -175,3 +183,135 @@ def test_jobs_train_runs_in_processes_with_the_same_results(tmp_path):
         b = json.loads((tmp_path / "ser" / "patterns-micro" / "runs" / name / "summary.json").read_text())
         assert a["final_loss"] == pytest.approx(b["final_loss"], rel=1e-4)  # thread counts may differ
         assert a["thresholds"][-1]["mean"] == pytest.approx(b["thresholds"][-1]["mean"], rel=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------- paper budget
+def test_the_paper_budget_trains_the_paper_network_for_1000_steps_and_leaves_the_init_alone(tmp_path):
+    from dataclasses import fields
+
+    from engine.config import TrainConfig
+    from engine.network import get_preset
+    from engine.reproduce import BUDGETS
+    from engine.reproduce.specs import ROUSER_LR_TH
+    from engine.train import run_time_steps
+
+    budget = BUDGETS["paper"]
+    runner = Runner("nmnist-sim", budget, tmp_path, quiet=True)
+    config = runner.config(setting_spec("B", "rouser", seed=1))
+    assert config.preset == "nmnist" and get_preset("nmnist").hidden == (500, 500) and run_time_steps(config) == 300
+    batches = -(-len(runner.dataset().train) // config.batch_size)
+    assert batches == 125 and config.epochs == 8 and config.epochs * batches >= 1000 and config.max_batches is None
+    assert len(runner.dataset().test) == 1000  # the whole test split
+    assert config.lr_th == ROUSER_LR_TH == 0.01
+    # only what a RunSpec or the Budget sets departs from TrainConfig's defaults (init, weight scale, lr ...)
+    set_here = {"dataset", "preset", "th_init", "tau", "scale", "lr_th", "weight_norm", "seed", "epochs", "max_batches",
+                "batch_size"}
+    default = TrainConfig()
+    assert {f.name for f in fields(TrainConfig) if getattr(config, f.name) != getattr(default, f.name)} <= set_here
+    assert all(budget.seeds_for(e) >= 2 for e in ("suboptimal", "dead-neurons", "thresholds", "ablation"))
+    assert budget.seeds_for("threshold-sweep") == 1 and budget.sweep_thresholds == (0.25, 0.5, 1.0, 1.25, 2.0)
+    for word in ("2312-500-500-10", "1,000", "8 epochs", "Departs from the paper"):
+        assert word in budget.description
+
+
+def test_a_read_only_budget_is_reported_when_run_and_kept_from_its_json(tmp_path):
+    """The report trains its CI budget, only reads the other one: "not run yet" with the command, then its runs'
+    tables once they exist, then the JSON an earlier report copied when the runs are gone."""
+    paper = budget_with(MICRO, name="micro-paper")
+    plan, paper_plan = {"patterns": {"weight-change": 1}}, {"patterns": {"weight-change": None}}
+
+    def report():
+        path = write_report(tmp_path / "out", tmp_path / "docs", budget=MICRO, quiet=True, plan=plan, paper=paper,
+                            paper_plan=paper_plan)
+        return path.read_text()
+
+    text = report()
+    assert "not run yet" in text and "rouser reproduce all --budget micro-paper --dataset patterns" in text
+    assert not (tmp_path / "out" / "patterns-micro-paper" / "runs").exists()  # nothing trained for it
+    rec = run_experiment("weight-change", "patterns", paper, out=tmp_path / "out", quiet=True)
+    assert rec["runs_trained"] == 4
+    wall = [json.loads(line) for line in (tmp_path / "out" / "patterns-micro-paper" / "wall_time.jsonl").read_text().splitlines()]
+    assert wall[0]["runs_trained"] == 4 and wall[0]["seconds"] > 0
+    text = report()
+    assets = tmp_path / "docs" / "results" / "patterns-micro-paper"
+    assert "## The experiments at the `micro-paper` budget" in text and "results/patterns-micro-paper/weight_change.png" in text
+    assert (assets / "weight_change.json").exists() and (assets / "wall_time.jsonl").exists()
+    assert "1 session(s)" in text
+    import shutil
+
+    shutil.rmtree(tmp_path / "out" / "patterns-micro-paper")
+    text = report()
+    assert "Read from the JSON in `docs/results/patterns-micro-paper/`" in text
+    assert "results/patterns-micro-paper/weight_change.png" in text and (assets / "weight_change.png").exists()
+
+
+# ---------------------------------------------------------------------------------------------- claims
+def test_verdict_rule():
+    from engine.reproduce.claims import CANNOT_TELL, CONTRADICTED, SUPPORTED, judge
+
+    cases = [
+        (([2.0, 3.0], +1, 1.0), SUPPORTED),  # the paper's sign in every seed, mean 2.5 > spread 1 and > floor 1
+        (([-2.0, -3.0], +1, 1.0), CONTRADICTED),
+        (([-5.0, -4.0], -1, 1.0), SUPPORTED),  # the paper predicts a decrease
+        (([2.0, -1.0], +1, 1.0), CANNOT_TELL),  # the sign differs between seeds
+        (([0.5, 0.6], +1, 1.0), CANNOT_TELL),  # below the floor
+        (([1.0, 5.0], +1, 1.0), CANNOT_TELL),  # mean 3 within the spread 4
+        (([3.0], +1, 1.0), CANNOT_TELL),  # one seed where two are needed
+        (([3.0, None, 3.5], +1, 1.0), SUPPORTED),  # a run without a result is left out
+        (([None, None], +1, 1.0), CANNOT_TELL),
+    ]
+    for args, expected in cases:
+        assert judge(*args)[0] == expected, args
+    assert judge([20.0], +1, 5.0, min_seeds=1)[0] == SUPPORTED
+    assert judge([2.0], +1, 5.0, min_seeds=1)[0] == CANNOT_TELL
+    assert judge([0.1, 0.9], +1, 0.0, beyond_spread=False)[0] == SUPPORTED  # spread 0.8 > mean 0.5, not tested
+    assert judge([-0.1, -0.9], +1, 0.0, beyond_spread=False)[0] == CONTRADICTED
+
+
+def _s(*values):
+    from engine.reproduce.tables import stats
+
+    return stats(values)
+
+
+def test_claims_read_the_right_numbers_with_the_paper_direction():
+    from engine.reproduce.claims import CANNOT_TELL, CLAIMS, CONTRADICTED, SUPPORTED, assess
+
+    def methods(r, f, w=(0.5, 0.5)):
+        return {"rouser": {"final_test_accuracy": _s(*r)}, "fixed": {"final_test_accuracy": _s(*f)},
+                "fixed+wn": {"final_test_accuracy": _s(*w)}}
+
+    def converge(r, f, n=100):
+        return {m: {"batches_to_target": {"per_seed": list(bt)}, "batches_trained": [n] * len(bt),
+                    "final_test_accuracy": _s(0.5, 0.5)} for m, bt in (("rouser", r), ("fixed", f), ("fixed+wn", f))}
+
+    def layer(dead, active):
+        return {"dead_percent_mean_over_epochs": _s(*dead), "active_percent_mean_over_batches": _s(*active),
+                "percent_of_batches_layer_silent": _s(0.0, 0.0)}
+
+    records = {
+        "suboptimal": {"settings": {"A": {"methods": methods((0.90, 0.92), (0.85, 0.86))},
+                                    "B": {"methods": converge((20, 30), (None, 90))}}},
+        "dead-neurons": {"dead_percent": {"B": {"rouser": [layer((5, 6), (90, 95)), layer((0, 0), (100, 100))],
+                                                "fixed": [layer((5, 6), (90, 95)), layer((60, 80), (10, 30))]}}},
+        "threshold-sweep": {"accuracy": {"fixed": {"0.25": _s(0.40), "0.5": _s(0.80), "1": _s(0.70), "2": _s(0.60)}}},
+        "thresholds": {"final_thresholds": {
+            "B": {"spec": {"th_init": 0.25}, "final": [{"mean": _s(0.25, 0.26)}, {"mean": _s(0.6, 0.4)}]},
+            "th0.5": {"spec": {"th_init": 0.5}, "final": [{"mean": _s(0.51, 0.5)}, {"mean": _s(0.5, 0.52)}]}}},
+        "ablation": {"ablation": {"B": {"0": {"final_test_accuracy": _s(0.1, 0.1)},
+                                        "0.001": {"final_test_accuracy": _s(0.1, 0.1)},
+                                        "0.01": {"final_test_accuracy": _s(0.1, 0.1)}}}},
+    }
+    verdicts = {c.key: assess(c, records, "nmnist-sim") for c in CLAIMS}
+    assert verdicts["table1"].verdict == SUPPORTED  # +5 and +6 points
+    assert verdicts["table3"].verdict == SUPPORTED  # output layer 0 against 60-80 % dead
+    assert verdicts["fig3-sensitivity"].verdict == SUPPORTED  # Th 1: 70 %, Th 0.25: 40 %
+    assert verdicts["fig3-best"].verdict == CONTRADICTED  # Th 0.5 beats Th 1 by 10 points
+    assert verdicts["fig4"].verdict == SUPPORTED  # a run that never reached the target counts as its 100 batches
+    assert verdicts["figs7-8"].verdict == CONTRADICTED  # from Th_init 0.5 no layer moved 0.05 in either seed
+    assert verdicts["fig10"].verdict == SUPPORTED
+    assert verdicts["fig11"].verdict == CANNOT_TELL  # lr 0.01 = lr 0
+    assert "Rouser 91.0%" in verdicts["table1"].ours and "+5.0 pt, +6.0 pt" in verdicts["table1"].ours
+    records["threshold-sweep"]["accuracy"]["fixed"].pop("1")
+    assert assess(CLAIMS[2], records, "nmnist-sim").verdict == CANNOT_TELL  # Th = 1 not swept
+    assert assess(CLAIMS[0], {}, "nmnist-sim").verdict == "not run yet"
