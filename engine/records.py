@@ -8,7 +8,7 @@ Readers ignore keys they do not know and give optional fields their defaults, so
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
 from typing import ClassVar, Iterable, Union
@@ -20,20 +20,47 @@ __all__ = ["LayerStats", "ThresholdStats", "LayerRaster", "BatchRecord", "EpochR
 JOB = "job"  # the run name of events about a dashboard job as a whole rather than one of its runs
 
 
-def _known(cls, data: dict, **convert) -> dict:
-    """The items of ``data`` that are fields of ``cls``, lists as tuples, ``convert``-ed where named."""
-    names = {f.name for f in fields(cls)}
-    out = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names}
-    out.update({k: fn(data[k]) for k, fn in convert.items() if data.get(k) is not None})
-    return out
+def _json(value):
+    """``value`` as JSON-ready data: records by their ``to_json``, tuples as lists."""
+    if isinstance(value, _Record):
+        return value.to_json()
+    if isinstance(value, (tuple, list)):
+        return [_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json(v) for k, v in value.items()}
+    return value
 
 
 def _many(cls):
     return lambda items: tuple(cls.from_json(x) for x in items)
 
 
+class _Record:
+    """The one JSON writer and reader of every record: fields by name, the ``kind`` first when a class has one.
+
+    Writing leaves out the ``_optional`` fields while they are None; reading ignores unknown keys, gives missing
+    fields their defaults, turns lists into tuples and the ``_read`` fields into their records.
+    """
+
+    _read: ClassVar[dict] = {}
+    _optional: ClassVar[tuple[str, ...]] = ()
+
+    def to_json(self) -> dict:
+        data = {"kind": self.kind} if hasattr(self, "kind") else {}
+        data.update({f.name: _json(getattr(self, f.name)) for f in fields(self)
+                     if not (f.name in self._optional and getattr(self, f.name) is None)})
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict):
+        names = {f.name for f in fields(cls)}
+        known = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names}
+        known.update({k: read(data[k]) for k, read in cls._read.items() if data.get(k) is not None})
+        return cls(**known)
+
+
 @dataclass(frozen=True, kw_only=True)
-class LayerStats:
+class LayerStats(_Record):
     """One layer's measures on one batch (first hidden layer first, output last)."""
 
     active_fraction: float  # neurons with >= 1 spike on the batch (Fig. 10)
@@ -46,47 +73,28 @@ class LayerStats:
     threshold_sample: tuple[float, ...] = ()  # thresholds of fixed, evenly spaced neurons (Figs. 7-8)
     weight_change: float | None = None  # ||W - W0|| / ||W0|| (Fig. 6)
 
-    def to_json(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v is not None}
-
-    @classmethod
-    def from_json(cls, data: dict) -> "LayerStats":
-        return cls(**_known(cls, data))
+    _optional: ClassVar = ("probe_active_fraction", "weight_change")
 
 
 @dataclass(frozen=True, kw_only=True)
-class ThresholdStats:
+class ThresholdStats(_Record):
     """Mean, min and max of one layer's thresholds."""
 
     mean: float
     min: float
     max: float
 
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict) -> "ThresholdStats":
-        return cls(**_known(cls, data))
-
 
 @dataclass(frozen=True, kw_only=True)
-class LayerRaster:
+class LayerRaster(_Record):
     """The probe sample's spikes of one layer: (time step, neuron) pairs. Sent in events, never saved."""
 
     t: tuple[int, ...] = ()
     neuron: tuple[int, ...] = ()
 
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict) -> "LayerRaster":
-        return cls(**_known(cls, data))
-
 
 @dataclass(frozen=True, kw_only=True)
-class BatchRecord:
+class BatchRecord(_Record):
     """One training batch: a ``"kind": "batch"`` line of history.jsonl."""
 
     kind: ClassVar[str] = "batch"
@@ -99,16 +107,11 @@ class BatchRecord:
     samples_per_s: float
     layers: tuple[LayerStats, ...]
 
-    def to_json(self) -> dict:
-        return {"kind": self.kind, **asdict(self), "layers": [lay.to_json() for lay in self.layers]}
-
-    @classmethod
-    def from_json(cls, data: dict) -> "BatchRecord":
-        return cls(**_known(cls, data, layers=_many(LayerStats)))
+    _read: ClassVar = {"layers": _many(LayerStats)}
 
 
 @dataclass(frozen=True, kw_only=True)
-class EpochRecord:
+class EpochRecord(_Record):
     """The end of an epoch: a ``"kind": "epoch"`` line of history.jsonl."""
 
     kind: ClassVar[str] = "epoch"
@@ -119,12 +122,7 @@ class EpochRecord:
     dead_percent: tuple[float, ...]  # per layer, over the whole epoch (Table 3)
     thresholds: tuple[ThresholdStats, ...]
 
-    def to_json(self) -> dict:
-        return {"kind": self.kind, **asdict(self)}
-
-    @classmethod
-    def from_json(cls, data: dict) -> "EpochRecord":
-        return cls(**_known(cls, data, thresholds=_many(ThresholdStats)))
+    _read: ClassVar = {"thresholds": _many(ThresholdStats)}
 
 
 HistoryRecord = Union[BatchRecord, EpochRecord]
@@ -156,7 +154,7 @@ def write_history(path: str | Path, records: Iterable[HistoryRecord], append: bo
 
 
 @dataclass(frozen=True, kw_only=True)
-class Provenance:
+class Provenance(_Record):
     """Where and on what a run trained, beside its config: enough to rerun it and compare two runs."""
 
     dataset_fingerprint: str = "unknown"  # short hash of the binned data (engine.provenance.dataset_fingerprint)
@@ -166,16 +164,9 @@ class Provenance:
     torch_version: str = "unknown"
     rouser_version: str = "unknown"
 
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict) -> "Provenance":
-        return cls(**_known(cls, data))
-
 
 @dataclass(frozen=True, kw_only=True)
-class RunStart:
+class RunStart(_Record):
     """What a run is about to train: shape, grid, batches and where it resumes."""
 
     config: dict  # TrainConfig.to_dict()
@@ -189,16 +180,11 @@ class RunStart:
     device: str
     threshold_sample_indices: tuple[tuple[int, ...], ...]  # per layer: the neurons of LayerStats.threshold_sample
 
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict) -> "RunStart":
-        return cls(**_known(cls, data, threshold_sample_indices=lambda v: tuple(tuple(ix) for ix in v)))
+    _read: ClassVar = {"threshold_sample_indices": lambda v: tuple(tuple(ix) for ix in v)}
 
 
 @dataclass(frozen=True, kw_only=True)
-class RunSummary:
+class RunSummary(_Record):
     """A run's outcome: one entry of summary.json's ``runs``.
 
     ``status`` is finished, cancelled or error. A run withdrawn before it started has only run and status.
@@ -221,18 +207,13 @@ class RunSummary:
     provenance: Provenance | None = None  # absent in files written before it was recorded
     message: str | None = None  # why a run with status error stopped
 
-    def to_json(self) -> dict:
-        data = {**asdict(self), "provenance": self.provenance and self.provenance.to_json()}
-        return {k: v for k, v in data.items() if v is not None or k not in ("provenance", "message")}
+    _read: ClassVar = {"thresholds": _many(ThresholdStats), "provenance": Provenance.from_json}
+    _optional: ClassVar = ("provenance", "message")
 
     @classmethod
-    def from_json(cls, data: dict) -> "RunSummary":
-        return cls(**_known(cls, data, thresholds=_many(ThresholdStats), provenance=Provenance.from_json))
-
-    @classmethod
-    def from_history(cls, history: list[HistoryRecord], **fields) -> "RunSummary":
+    def from_history(cls, history: list[HistoryRecord], **given) -> "RunSummary":
         """The summary of a run whose records are ``history``: the last epoch's accuracies and dead neurons (the
-        last batch's before a first epoch ends), the last batch's loss and active fractions; ``fields`` the rest."""
+        last batch's before a first epoch ends), the last batch's loss and active fractions; ``given``: the rest."""
         epochs = [r for r in history if isinstance(r, EpochRecord)]
         batches = [r for r in history if isinstance(r, BatchRecord)]
         layers = batches[-1].layers if batches else ()
@@ -240,42 +221,32 @@ class RunSummary:
                    train_accuracy=epochs[-1].train_accuracy if epochs else None,
                    final_loss=batches[-1].loss if batches else None,
                    dead_percent=epochs[-1].dead_percent if epochs else tuple(lay.dead_percent for lay in layers),
-                   active_fraction=tuple(lay.active_fraction for lay in layers), **fields)
+                   active_fraction=tuple(lay.active_fraction for lay in layers), **given)
 
 
 @dataclass(frozen=True, kw_only=True)
-class RunError:
+class RunError(_Record):
     """A run (or with run `JOB`, the whole job) stopped on an error; one line for people."""
 
     message: str
 
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict) -> "RunError":
-        return cls(**_known(cls, data))
-
 
 @dataclass(frozen=True, kw_only=True)
-class JobSummary:
+class JobSummary(_Record):
     """summary.json: the runs of one ``rouser train`` or dashboard run, the errors and the wall time."""
 
     runs: dict[str, RunSummary] = field(default_factory=dict)
     errors: tuple[str, ...] = ()
     seconds: float = 0.0
 
-    def to_json(self) -> dict:
-        return {"runs": {name: s.to_json() for name, s in self.runs.items()}, "errors": list(self.errors),
-                "seconds": self.seconds}
+    _read: ClassVar = {"runs": lambda runs: {name: RunSummary.from_json({"run": name, **s}) for name, s in runs.items()}}
 
     @classmethod
     def from_json(cls, data: dict) -> "JobSummary":
         """Also reads a single run's summary (a folder of the reproduction runs) as a job of that one run."""
         if "runs" not in data and "run" in data:
             return cls(runs={data["run"]: RunSummary.from_json(data)})
-        runs = {name: RunSummary.from_json({"run": name, **s}) for name, s in (data.get("runs") or {}).items()}
-        return cls(runs=runs, errors=tuple(data.get("errors") or ()), seconds=data.get("seconds") or 0.0)
+        return super().from_json(data)
 
     def write(self, folder: str | Path) -> Path:
         """Write ``folder/summary.json`` (the folder is made when missing)."""
