@@ -46,6 +46,7 @@ __all__ = [
 
 INSTALL_HINT = 'pip install "brian2>=2.9" "numpy<2.4"'
 TOLERANCE = 1e-9  # largest accepted |dV| and |dI| between the engine and Brian2
+PAPER = NeuronParams()  # the paper's neuron (Table 2): the defaults below are its values
 
 # Brian2's per-step update of eq 2 (then eq 1's decay), by model. "subtract" is the paper's neuron;
 # "reset_to_zero" is a deliberately wrong variant (V restarts from 0 after a spike) that must disagree.
@@ -129,7 +130,8 @@ def current_trace(x: np.ndarray, current_decay: float) -> np.ndarray:
     return current
 
 
-def simulate_engine(input_spikes, weights, thresholds, current_decay=0.75, voltage_decay=0.97, tau=3.75, scale=1.5):
+def simulate_engine(input_spikes, weights, thresholds, current_decay=PAPER.current_decay,
+                    voltage_decay=PAPER.voltage_decay, tau=PAPER.surrogate_tau, scale=PAPER.surrogate_scale):
     """Run the engine's layers in float64: x_k = S_{k-1} W_k^T over all T at once, then ``lif_scan`` (eqs 1-3).
 
     Returns one dict per layer with ``spikes``, ``voltage`` (V[t], eq 2) and ``current`` (I[t], eq 1), each (T, n_k).
@@ -146,7 +148,8 @@ def simulate_engine(input_spikes, weights, thresholds, current_decay=0.75, volta
     return layers
 
 
-def simulate_brian2(input_spikes, weights, thresholds, current_decay=0.75, voltage_decay=0.97, model="subtract"):
+def simulate_brian2(input_spikes, weights, thresholds, current_decay=PAPER.current_decay,
+                    voltage_decay=PAPER.voltage_decay, model="subtract"):
     """Run the same layers as Brian2 NeuronGroups in a fresh Network (numpy codegen, float64).
 
     Inputs enter as a SpikeGeneratorGroup; every layer follows MODELS[model] (see the module docstring).
@@ -206,15 +209,16 @@ def _agreement(engine_layers, brian2_layers, tolerance) -> dict:
     }
 
 
-def _compare(input_spikes, weights, thresholds, current_decay, voltage_decay, model, tolerance, tau=3.75, scale=1.5):
+def _compare(input_spikes, weights, thresholds, current_decay, voltage_decay, model, tolerance,
+             tau=PAPER.surrogate_tau, scale=PAPER.surrogate_scale):
     """Engine and Brian2 layers on identical inputs, and how well they agree."""
     engine = simulate_engine(input_spikes, weights, thresholds, current_decay, voltage_decay, tau, scale)
     brian2 = simulate_brian2(input_spikes, weights, thresholds, current_decay, voltage_decay, model)
     return engine, brian2, _agreement(engine, brian2, tolerance)
 
 
-def neuron_traces(threshold, current_decay, voltage_decay, input_spikes, weight, tau=3.75, scale=1.5,
-                  model="subtract", tolerance=TOLERANCE) -> dict:
+def neuron_traces(threshold, current_decay, voltage_decay, input_spikes, weight, tau=PAPER.surrogate_tau,
+                  scale=PAPER.surrogate_scale, model="subtract", tolerance=TOLERANCE) -> dict:
     """One neuron driven by a 0/1 spike train (T,) through one synapse ``weight``: both sides' traces (eqs 1-3).
 
     Returns numpy arrays ``engine_voltage``, ``engine_spikes``, ``engine_current``, ``brian2_voltage``,
@@ -230,15 +234,16 @@ def neuron_traces(threshold, current_decay, voltage_decay, input_spikes, weight,
     return traces | agreement
 
 
-def compare_single_neuron(input_spikes, weight, threshold, current_decay=0.75, voltage_decay=0.97,
-                          model="subtract", tolerance=TOLERANCE) -> dict:
+def compare_single_neuron(input_spikes, weight, threshold, current_decay=PAPER.current_decay,
+                          voltage_decay=PAPER.voltage_decay, model="subtract", tolerance=TOLERANCE) -> dict:
     """Case (a): one neuron, one input spike train (T,) through one synapse ``weight``; agreement numbers only."""
     traces = neuron_traces(threshold, current_decay, voltage_decay, input_spikes, weight, model=model, tolerance=tolerance)
     return {key: value for key, value in traces.items() if not isinstance(value, np.ndarray)}
 
 
 def random_network(seed: int, steps: int = 150, sizes: Sequence[int] = (20, 25, 10), input_rate: float = 0.1,
-                   near_threshold: int = 2, current_decay: float = 0.75, voltage_decay: float = 0.97):
+                   near_threshold: int = 2, current_decay: float = PAPER.current_decay,
+                   voltage_decay: float = PAPER.voltage_decay):
     """A random case for (b): input spike trains (T, sizes[0]), weights and per-neuron thresholds per layer.
 
     In every layer ``near_threshold`` neurons get Th just below the peak of the voltage they would reach without
@@ -262,8 +267,9 @@ def random_network(seed: int, steps: int = 150, sizes: Sequence[int] = (20, 25, 
     return input_spikes, weights, thresholds
 
 
-def compare_network(seed: int, steps: int = 150, sizes: Sequence[int] = (20, 25, 10), current_decay: float = 0.75,
-                    voltage_decay: float = 0.97, model: str = "subtract", tolerance: float = TOLERANCE) -> dict:
+def compare_network(seed: int, steps: int = 150, sizes: Sequence[int] = (20, 25, 10),
+                    current_decay: float = PAPER.current_decay, voltage_decay: float = PAPER.voltage_decay,
+                    model: str = "subtract", tolerance: float = TOLERANCE) -> dict:
     """Case (b): input spike trains -> hidden -> output (``sizes``), random weights and thresholds from ``seed``.
 
     Spike trains must match in every layer; V (eq 2) and I (eq 1) within ``tolerance``.
@@ -285,7 +291,10 @@ def run_crossval(seed: int = 0, trials: int = 5, steps: int = 150, sizes: Sequen
     start = time.perf_counter()
     results = []
     for k in range(trials):
-        decays = (0.75, 0.97) if k == 0 else (float(rng.uniform(0.3, 0.9)), float(rng.uniform(0.5, 0.99)))
+        if k == 0:
+            decays = (PAPER.current_decay, PAPER.voltage_decay)
+        else:
+            decays = (float(rng.uniform(0.3, 0.9)), float(rng.uniform(0.5, 0.99)))
         results.append(compare_network(seed + k, steps, sizes, *decays, model=model, tolerance=tolerance))
     return {
         "trials": trials,

@@ -107,8 +107,8 @@ class Trainer:
         if self.dataset.time_steps != steps:
             self.dataset = self.dataset.rebin(steps)
         self.sizes = [self.dataset.num_channels, *get_preset(config.preset).hidden, self.dataset.num_classes]
-        self.model = RouserNetwork(self.sizes, config.th_init, config.neuron(), config.seed,
-                                   config.weight_scale, config.weight_norm).to(self.device)
+        self.model = RouserNetwork(self.sizes, config.th_init, config.neuron(), config.seed, config.weight_scale,
+                                   config.weight_norm, init=config.init, weight_quant=config.weight_quant).to(self.device)
         self.initial_weights = [w.detach().clone() for w in self.model.weights()]
         self.optimizer = adam(self.model, config)
         # under torchrun: DistributedDataParallel all-reduces the gradients
@@ -264,8 +264,17 @@ class Trainer:
 
     def _nan_message(self, epoch: int, batch: int) -> str:
         kept = f"; the last good checkpoint (epoch {self.epoch}) is kept in {self.out}" if self.out else ""
-        return (f"loss or gradients became NaN or infinite at epoch {epoch + 1}, batch {batch + 1}{kept}; "
-                f"lower --lr/--lr-th or the surrogate scale s")
+        neuron = self.config.neuron()
+        highest = max(float(t.detach().max()) for t in self.model.thresholds())
+        if neuron.reset_grad == "full" and highest >= neuron.max_stable_threshold:
+            cause = (f"likely cause: gradients through the reset grow without bound once Th * s / tau >= 1 + a_v "
+                     f"(Th up to {highest:.3g}, bounded below {neuron.max_stable_threshold:.3g}); lower s (--scale), "
+                     f"raise tau (--tau), or use --reset-grad detach")
+        else:
+            cause = ("likely cause: too large a step for the weights or thresholds, or gradients through the reset "
+                     "growing over the time steps; lower --lr/--lr-th or s (--scale), raise tau (--tau), "
+                     "or use --reset-grad detach")
+        return f"loss or gradients became NaN or infinite at epoch {epoch + 1}, batch {batch + 1}{kept}; {cause}"
 
     def summary(self, status: str, seconds: float) -> RunSummary:
         """The run's outcome: accuracy, dead neurons and thresholds per layer, config and provenance."""

@@ -11,9 +11,12 @@ import panel as pn
 import param
 import torch
 
-from engine import NeuronParams, lif_scan
+from engine.crossval import simulate_engine
+from engine.neuron import NeuronParams, surrogate
 
 __all__ = ["NeuronView", "simulate_neuron", "input_train"]
+
+_PAPER = NeuronParams()  # the paper's neuron (Table 2): the sliders start there
 
 
 def input_train(rate: float, steps: int, seed: int) -> np.ndarray:
@@ -23,15 +26,14 @@ def input_train(rate: float, steps: int, seed: int) -> np.ndarray:
 
 def simulate_neuron(spikes: np.ndarray, weight: float, threshold: float, current_decay: float, voltage_decay: float,
                     tau: float, scale: float) -> dict:
-    """The engine's neuron on x = weight * spikes: V, S, I and eq 4's dS/dV = (s/tau) exp(-|V - Th|/tau)."""
-    x = torch.tensor(weight * np.asarray(spikes, dtype=np.float64)).reshape(-1, 1, 1)
-    s, v = lif_scan(x, float(threshold), NeuronParams(current_decay, voltage_decay, tau, scale))
-    voltage, out = v[:, 0, 0].numpy(), s[:, 0, 0].numpy()
-    current = np.zeros_like(voltage)  # I[t] = a_i I[t-1] + x[t-1]  (eq 1)
-    for t in range(1, len(current)):
-        current[t] = current_decay * current[t - 1] + x[t - 1, 0, 0].item()
-    surrogate = (scale / tau) * np.exp(-np.abs(voltage - threshold) / tau)
-    return dict(voltage=voltage, spikes=out, current=current, surrogate=surrogate)
+    """The engine's neuron on x = weight * spikes: V, S and I (``crossval.simulate_engine``) and eq 4's dS/dV."""
+    train = np.asarray(spikes, dtype=np.float64).reshape(-1, 1)
+    layer = simulate_engine(train, [np.array([[float(weight)]])], [np.array([float(threshold)])], current_decay,
+                            voltage_decay, tau, scale)[0]
+    voltage = layer["voltage"][:, 0]
+    dspike_dv = surrogate(torch.from_numpy(voltage), torch.tensor(float(threshold), dtype=torch.float64), tau, scale)
+    return dict(voltage=voltage, spikes=layer["spikes"][:, 0], current=layer["current"][:, 0],
+                surrogate=dspike_dv.numpy())
 
 
 @lru_cache(maxsize=32)
@@ -57,10 +59,10 @@ class NeuronView(pn.viewable.Viewer):
     """Sliders for one neuron and its input; plots V with Th, spikes, I and the surrogate window of eq 4."""
 
     threshold = param.Number(1.0, bounds=(0.05, 3.0), step=0.05, doc="firing threshold Th")
-    current_decay = param.Number(0.75, bounds=(0.01, 1.0), step=0.01, doc="a_i = 1/tau_i (eq 1)")
-    voltage_decay = param.Number(0.97, bounds=(0.01, 1.0), step=0.01, doc="a_v = 1/tau_v (eq 2)")
-    tau = param.Number(3.75, bounds=(0.1, 10.0), step=0.05, doc="surrogate steepness tau (eq 4)")
-    scale = param.Number(1.5, bounds=(0.1, 10.0), step=0.1, doc="surrogate scale s (eq 4)")
+    current_decay = param.Number(_PAPER.current_decay, bounds=(0.01, 1.0), step=0.01, doc="a_i = 1/tau_i (eq 1)")
+    voltage_decay = param.Number(_PAPER.voltage_decay, bounds=(0.01, 1.0), step=0.01, doc="a_v = 1/tau_v (eq 2)")
+    tau = param.Number(_PAPER.surrogate_tau, bounds=(0.1, 10.0), step=0.05, doc="surrogate steepness tau (eq 4)")
+    scale = param.Number(_PAPER.surrogate_scale, bounds=(0.1, 10.0), step=0.1, doc="surrogate scale s (eq 4)")
     rate = param.Number(0.2, bounds=(0.0, 1.0), step=0.01, doc="input spike probability per step")
     weight = param.Number(0.5, bounds=(-2.0, 3.0), step=0.05, doc="synaptic weight w")
     seed = param.Integer(0, bounds=(0, 10_000), doc="seed of the input spike train")

@@ -27,6 +27,11 @@ class Settings:
     default_dataset: str | None = None  # None: the engine's default dataset
 
     @property
+    def caps(self) -> dict[str, int]:
+        """The highest value this server allows for TrainConfig settings it limits (name -> cap)."""
+        return {"epochs": self.max_epochs, "batch_size": self.max_batch_size}
+
+    @property
     def runs_path(self) -> Path:
         return Path(self.runs_dir).expanduser().resolve()
 

@@ -165,7 +165,7 @@ def test_an_invalid_value_is_refused_with_a_message(server, browser):
         page.set_value("th_init", "-1")
         message = page.page.locator(".rouser-error-th_init pre")
         message.wait_for(timeout=20_000)
-        assert "th_init must be in [0, 10], got -1" in message.inner_text()
+        assert "th_init must be >= 0, got -1" in message.inner_text()
         assert page.page.locator(".rouser-run button").is_disabled()
         page.set_value("th_init", "1.5")
         page.page.wait_for_function(

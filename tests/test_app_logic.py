@@ -106,8 +106,8 @@ def test_missing_real_datasets_are_not_offered(tmp_path):
 
 
 @pytest.mark.parametrize("name,value,fragment", [
-    ("th_init", -1.0, "th_init must be in [0, 10]"),
-    ("tau", 0.0, "tau must be in (0, 20]"),
+    ("th_init", -1.0, "th_init must be >= 0, got -1"),
+    ("tau", 0.0, "tau must be > 0, got 0"),
     ("voltage_decay", 1.5, "voltage_decay must be in (0, 1]"),
     ("lr", None, "lr: enter a number"),
     ("epochs", 51, "epochs must be in [1, 50]"),
@@ -137,8 +137,9 @@ def test_paper_settings_set_th_init_tau_and_s(tmp_path):
     controls.apply("Silent start (2.0, small weights)")
     config = controls.config()
     assert (config.th_init, config.weight_scale, config.lr, config.lr_th) == (2.0, 0.1, 1e-4, 0.05)
+    assert config.init == "he-normal"  # the init the silent start was measured with
     controls.apply("Good (1.0, 3.75, 1.5)")  # back to the paper's weights and learning rates
-    assert (controls.weight_scale, controls.lr, controls.lr_th) == (1.0, 1e-3, 1e-2)
+    assert (controls.weight_scale, controls.init, controls.lr, controls.lr_th) == (1.0, "kaiming-uniform", 1e-3, 1e-3)
 
 
 # ---------------------------------------------------------------------- the worker

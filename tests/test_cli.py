@@ -51,6 +51,8 @@ def test_default_quick_compare_runs_on_a_fresh_install(tmp_path):
     (["--dataset", "nope"], ["unknown dataset", "nmnist-sim"]),
     (["--preset", "huge"], ["unknown preset", "quick"]),
     (["--epochs", "two"], ["--epochs", "invalid int"]),
+    (["--init", "xavier"], ["unknown init", "kaiming-uniform, he-normal"]),
+    (["--reset-grad", "none"], ["unknown reset_grad", "full, detach"]),
     (["--resume", "/nonexistent/run"], ["no checkpoint", "--resume"]),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(args, words):
@@ -61,6 +63,23 @@ def test_bad_input_is_one_line_and_exit_code_2(args, words):
     assert len(lines) == 1 and "Traceback" not in proc.stderr
     for w in words:
         assert w in lines[0]
+
+
+def test_a_threshold_past_the_reset_bound_is_warned_about_before_the_run(tmp_path):
+    """Th * s / tau >= 1 + a_v with reset_grad full: one warning line on stderr, then the run; none with detach."""
+    args = ["train", "--dataset", "patterns", "--time-steps", "20", "--max-batches", "1", "--th-init", "8", "--json",
+            "--quiet"]
+    proc = rouser(*args)
+    assert proc.returncode in (0, 1), proc.stderr  # 1: the run itself may stop on non-finite gradients
+    first = proc.stderr.strip().splitlines()[0]
+    assert first.startswith("rouser train: warning: Th 8 * s 1.5 / tau 3.75 >= 1 + a_v") and "detach" in first
+    config = json.loads(proc.stdout)["runs"]["rouser"]["config"]
+    assert (config["init"], config["lr_th"], config["weight_quant"], config["reset_grad"]) == (
+        "kaiming-uniform", 0.001, "none", "full")
+    quiet = rouser(*args, "--reset-grad", "detach", "--weight-quant", "8bit", "--init", "he-normal")
+    assert quiet.returncode == 0 and "warning" not in quiet.stderr, quiet.stderr
+    config = json.loads(quiet.stdout)["runs"]["rouser"]["config"]
+    assert (config["init"], config["weight_quant"], config["reset_grad"]) == ("he-normal", "8bit", "detach")
 
 
 def test_datasets_lists_every_name_train_accepts(tmp_path):

@@ -88,13 +88,22 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_pa
     assert events[-1].kind == "error"
     message = events[-1].record.message
     assert "NaN" in message and "epoch 2" in message and str(tmp_path) in message and "\n" not in message
+    assert "lower --lr/--lr-th" in message and "--reset-grad detach" in message
     state = load_checkpoint(tmp_path)
     assert state["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in state["model"].values())
 
 
+def test_the_nan_message_names_the_reset_bound_when_thresholds_cross_it():
+    """Th * s / tau >= 1 + a_v under reset_grad full: the message names that cause and its three remedies."""
+    message = Trainer(TINY.with_(th_init=8.0))._nan_message(0, 0)
+    assert "Th * s / tau >= 1 + a_v" in message and "(Th up to 8" in message
+    assert "lower s" in message and "raise tau" in message and "--reset-grad detach" in message
+    assert "1 + a_v" not in Trainer(TINY.with_(th_init=8.0, reset_grad="detach"))._nan_message(0, 0)
+
+
 def test_exploding_weights_are_reported_not_trained_on():
-    events = _run(Trainer(TINY.with_(lr=1e37, epochs=1)))
+    events = _run(Trainer(TINY.with_(lr=1e37, epochs=1, init="he-normal")))
     assert events[-1].kind == "error" and "NaN or infinite" in events[-1].record.message
 
 
@@ -126,8 +135,9 @@ def test_silent_output_threshold_goes_down_where_the_target_wants_spikes():
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_rouser_rouses_a_silent_output_layer_faster_than_the_fixed_threshold(seed):
-    """Paper settings (Th, tau, s) = (1.25, 3.75, 1.5), small weights: the output layer starts silent."""
-    config = TINY.with_(weight_scale=0.1, lr_th=0.05, th_init=1.25, tau=3.75, scale=1.5, seed=seed, epochs=2, max_batches=5)
+    """Paper settings (Th, tau, s) = (1.25, 3.75, 1.5), small weights (0.1 x He-normal): the output layer starts silent."""
+    config = TINY.with_(weight_scale=0.1, init="he-normal", lr_th=0.05, th_init=1.25, tau=3.75, scale=1.5, seed=seed,
+                        epochs=2, max_batches=5)
     _, events = compare(config)
     batches = {"rouser": [], "fixed": []}
     for e in events:
