@@ -1,26 +1,45 @@
-"""A compiled CPU kernel of the LIF scan (eqs 1-5, ``lif_kernel.cpp``), built on first use; the PyTorch loop is the fallback.
+"""Compiled CPU kernels, built on first use; PyTorch ops are the fallback.
 
-Each thread takes a block of neurons and runs the whole time recurrence for it, so there is no
-per-step synchronisation and no per-step Python overhead. The arithmetic is written in the same
-order as the PyTorch loop in ``neuron.py`` (and floating-point contraction is off), so both paths
-give the same spikes; tests check both against the step-by-step reference.
+``lif_kernel.cpp``: the LIF scan (eqs 1-5). Each thread takes a block of neurons and runs the whole time
+recurrence for it, so there is no per-step synchronisation and no per-step Python overhead. The arithmetic
+is written in the same order as the PyTorch loop in ``neuron.py`` (and floating-point contraction is off),
+so both paths give the same spikes; tests check both against the step-by-step reference.
+
+``spike_kernel.cpp``: eq 1's synaptic input and weight gradient for 0/1 spikes as CSR indices (a spike
+selects a row of weights to add), and the CSR builders.
+
+The module is compiled for this machine's instruction set (``-march=native``); its name carries a digest
+of the CPU's flags, so a build cache shared between different machines never loads a foreign build.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from pathlib import Path
 
-import torch
-
 __all__ = ["cpu_kernel", "kernel_error"]
 
-_SOURCE = Path(__file__).with_name("lif_kernel.cpp")
+_SOURCES = [Path(__file__).with_name(name) for name in ("lif_kernel.cpp", "spike_kernel.cpp")]
+_FUNCTIONS = ["lif_forward", "lif_backward", "spike_product", "spike_weight_grad", "dense_to_csr", "pairs_to_csr"]
+_VERSION = 8
 
 _lock = threading.Lock()
 _module = None
 _failed: str | None = None
+
+
+def _cpu_digest() -> str:
+    """A short digest of the CPU model and flags (the build targets them)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        text = "\n".join(sorted({l for l in lines if l.startswith(("flags", "model name", "vendor_id"))}))
+    except OSError:
+        import platform
+
+        text = platform.processor() + platform.machine()
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
 def cpu_kernel():
@@ -33,9 +52,10 @@ def cpu_kernel():
             try:
                 from torch.utils.cpp_extension import load_inline
 
-                _module = load_inline(name="rouser_lif_cpu_v5", cpp_sources=[_SOURCE.read_text()],
-                                      functions=["lif_forward", "lif_backward"],
-                                      extra_cflags=["-O3", "-ffp-contract=off", "-fno-math-errno", "-fopenmp-simd"],
+                _module = load_inline(name=f"rouser_cpu_v{_VERSION}_{_cpu_digest()}",
+                                      cpp_sources=[p.read_text() for p in _SOURCES], functions=_FUNCTIONS,
+                                      extra_cflags=["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno",
+                                                    "-fopenmp-simd"],
                                       extra_ldflags=["-lmvec"], verbose=False)
             except Exception as exc:  # no compiler or ninja: the PyTorch loop does the same work
                 _failed = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"

@@ -10,8 +10,9 @@ from torch import nn
 
 from .data.base import SpikeBatch
 from .errors import RouserError
-from .neuron import NeuronParams, lif_scan
-from .sparse import SPARSE_DENSITY, batch_to_csr, binary_synaptic_input, dense_to_csr, sparse_synaptic_input
+from .fused_layer import lif_layer
+from .neuron import NeuronParams
+from .sparse import spike_store, synaptic_input
 
 __all__ = ["INITS", "INPUT_MODES", "LIFLayer", "Preset", "PRESETS", "RouserNetwork", "WEIGHT_QUANTS", "get_preset",
            "initial_weights", "quantize_8bit"]
@@ -119,25 +120,27 @@ class LIFLayer(nn.Module):
     def synaptic_input(self, spikes: torch.Tensor | SpikeBatch, mode: str = "auto") -> torch.Tensor:
         """x[t] = sum_j w_ji S_j[t] for all T steps at once (eq 1's input), shape (T, batch, out).
 
-        One product over T*batch rows: sparse (CSR, only the spikes are touched) for a SpikeBatch of input
-        events or for spikes sparser than SPARSE_DENSITY, else a dense matmul. ``mode`` forces one path.
+        One product over T*batch rows from the spike store ``spike_store`` picks: CSR (only the spikes are
+        touched) for a SpikeBatch of input events or for spikes sparser than SPARSE_DENSITY, else dense.
+        ``mode`` forces one path.
         """
         weight = self.synaptic_weight
-        if isinstance(spikes, SpikeBatch):
-            steps, batch = spikes.time_steps, spikes.batch_size
-            if mode == "dense":
-                spikes = spikes.dense(weight.dtype)
-                return binary_synaptic_input(spikes, weight).view(steps, batch, -1)
-            x = sparse_synaptic_input(batch_to_csr(spikes, weight.dtype), weight)
-            return x.view(steps, batch, -1)
-        if mode == "sparse" or (mode == "auto" and spikes.mean().item() < SPARSE_DENSITY):
-            x = sparse_synaptic_input(dense_to_csr(spikes), weight, spikes)
-            return x.view(spikes.shape[0], spikes.shape[1], -1)
-        return binary_synaptic_input(spikes, weight).view(spikes.shape[0], spikes.shape[1], -1)
+        steps, dense = _steps(spikes)
+        return synaptic_input(spike_store(spikes, mode, weight.dtype), weight, dense).view(steps, -1, weight.shape[0])
 
     def forward(self, spikes: torch.Tensor | SpikeBatch, mode: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
-        """Spikes and voltage (T, batch, out) of the layer's LIF neurons (eqs 1-3)."""
-        return lif_scan(self.synaptic_input(spikes, mode), self.threshold, self.neuron)
+        """Spikes and voltage (T, batch, out) of the layer's LIF neurons (eqs 1-3); backward keeps only the
+        input spikes and recomputes x and V (``fused_layer.py``)."""
+        weight = self.synaptic_weight
+        steps, dense = _steps(spikes)
+        return lif_layer(spike_store(spikes, mode, weight.dtype), weight, self.threshold, self.neuron, steps, dense)
+
+
+def _steps(spikes: torch.Tensor | SpikeBatch) -> tuple[int, torch.Tensor | None]:
+    """T, and the dense spike tensor when the input is one (it then receives a gradient)."""
+    if isinstance(spikes, SpikeBatch):
+        return spikes.time_steps, None
+    return spikes.shape[0], spikes
 
 
 class RouserNetwork(nn.Module):

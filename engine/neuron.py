@@ -13,9 +13,10 @@ The spike function's derivative is replaced by the surrogate of eqs 4-5::
 
 Backward is full backpropagation through time of eqs 1-3 including the reset path
 (dV[t]/dS[t-1] = -Th and dV[t]/dTh = -S[t-1]), or, with ``reset_grad="detach"``, with S[t-1] in the
-reset term taken as a constant (see ``NeuronParams``). Only the voltage is stored for backward;
-spikes and surrogate values are recomputed from it. On the CPU a compiled kernel (``kernels.py``)
-runs the same arithmetic; elsewhere, or where it cannot be built, a loop of PyTorch ops does.
+reset term taken as a constant (see ``NeuronParams``). ``lif_scan`` stores only the voltage for backward;
+spikes and surrogate values are recomputed from it (``fused_layer.py`` stores not even that: it reruns eqs 1-3
+from the synaptic input). On the CPU a compiled kernel (``kernels.py``) runs the same arithmetic, on CUDA
+a Triton kernel (``gpu_scan.py``); elsewhere, or where neither can run, a loop of PyTorch ops does.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from dataclasses import dataclass
 
 import torch
 
+from .gpu_scan import gpu_lif_backward, gpu_lif_forward, gpu_scan_available
 from .kernels import cpu_kernel
 
-__all__ = ["NeuronParams", "RESET_GRADS", "lif_scan", "reset_stability_warning", "surrogate"]
+__all__ = ["NeuronParams", "RESET_GRADS", "lif_scan", "reset_stability_warning", "scan_backward", "scan_forward",
+           "surrogate"]
 
 
 RESET_GRADS = ("full", "detach")  # how backward treats the reset term -Th S[t-1] of eq 2
@@ -91,17 +94,44 @@ def surrogate(voltage: torch.Tensor, threshold: torch.Tensor, tau: float, scale:
     return torch.exp(-(voltage - threshold).abs() / tau) * (scale / tau)
 
 
+def scan_forward(x: torch.Tensor, threshold: torch.Tensor, p: NeuronParams) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eqs 1-3 over all T steps: (spikes, voltage). Compiled kernel on the CPU, Triton on CUDA, else the loop."""
+    kernel = cpu_kernel() if x.device.type == "cpu" else None
+    if kernel is not None:
+        return tuple(kernel.lif_forward(x.contiguous(), threshold.expand(x.shape[2]).contiguous(),
+                                        p.current_decay, p.voltage_decay))
+    if gpu_scan_available(x):
+        return gpu_lif_forward(x, threshold, p)
+    return _forward_loop(x, threshold, p.current_decay, p.voltage_decay)
+
+
+def scan_backward(source: torch.Tensor, threshold: torch.Tensor, grad_spikes, grad_voltage, p: NeuronParams,
+                  recompute: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """BPTT of eqs 1-3 with the surrogate of eqs 4-5: (grad_x, grad_threshold of shape (neurons,)).
+
+    ``source`` is the stored voltage, or with ``recompute`` the synaptic input x, from which V is rerun
+    first (the CPU kernel does so block by block, never holding all of V; the result is the same V).
+    """
+    kernel = cpu_kernel() if source.device.type == "cpu" else None
+    if kernel is not None:
+        grad_x, per_row = kernel.lif_backward(
+            source.contiguous(), threshold.expand(source.shape[2]).contiguous(),
+            torch.zeros_like(source) if grad_spikes is None else grad_spikes.contiguous(),
+            None if grad_voltage is None else grad_voltage.contiguous(),
+            p.current_decay, p.voltage_decay, p.surrogate_tau, p.surrogate_scale, p.reset_grad == "detach", recompute)
+        return grad_x, per_row.view(source.shape[1], source.shape[2]).sum(0)
+    voltage = scan_forward(source, threshold, p)[1] if recompute else source
+    if gpu_scan_available(voltage):
+        return gpu_lif_backward(voltage, threshold, grad_spikes, grad_voltage, p)
+    return _backward_loop(voltage, threshold, grad_spikes, grad_voltage, p)
+
+
 class _LIFScan(torch.autograd.Function):
-    """Eqs 1-3 forward over all T steps; BPTT with the surrogate of eqs 4-5 backward."""
+    """Eqs 1-3 forward over all T steps; BPTT with the surrogate of eqs 4-5 backward (V stored, it is returned)."""
 
     @staticmethod
     def forward(ctx, x, threshold, p: NeuronParams):
-        kernel = cpu_kernel() if x.device.type == "cpu" else None
-        if kernel is not None:
-            voltage = kernel.lif_forward(x.contiguous(), threshold.expand(x.shape[2]).contiguous(), p.current_decay, p.voltage_decay)
-            spikes = (voltage >= threshold).to(x.dtype)  # eq 3
-        else:
-            spikes, voltage = _forward_loop(x, threshold, p.current_decay, p.voltage_decay)
+        spikes, voltage = scan_forward(x, threshold, p)
         ctx.save_for_backward(voltage, threshold)
         ctx.params = p
         return spikes, voltage
@@ -109,17 +139,7 @@ class _LIFScan(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_spikes, grad_voltage):
         voltage, threshold = ctx.saved_tensors
-        p = ctx.params
-        kernel = cpu_kernel() if voltage.device.type == "cpu" else None
-        if kernel is not None:
-            grad_x, per_row = kernel.lif_backward(
-                voltage, threshold.expand(voltage.shape[2]).contiguous(),
-                torch.zeros_like(voltage) if grad_spikes is None else grad_spikes.contiguous(),
-                None if grad_voltage is None else grad_voltage.contiguous(),
-                p.current_decay, p.voltage_decay, p.surrogate_tau, p.surrogate_scale, p.reset_grad == "detach")
-            grad_threshold = per_row.view(voltage.shape[1], voltage.shape[2]).sum(0)
-        else:
-            grad_x, grad_threshold = _backward_loop(voltage, threshold, grad_spikes, grad_voltage, p)
+        grad_x, grad_threshold = scan_backward(voltage, threshold, grad_spikes, grad_voltage, ctx.params)
         return grad_x, grad_threshold.sum() if threshold.dim() == 0 else grad_threshold, None
 
 

@@ -1,0 +1,54 @@
+"""A layer of LIF neurons fed by 0/1 spikes: eq 1's synaptic input and the scan of eqs 1-3 as one autograd step.
+
+Backward keeps only the layer's input spikes (``sparse.py``: CSR indices or bits), the weights and the
+thresholds. It recomputes x[t] = sum_j w_ji S_j[t] from the spikes (a gather-add when they are sparse) and V
+from x (block by block inside the CPU kernel), then runs BPTT with the surrogate of eqs 4-5. The rerun is
+the same arithmetic as forward, so V and the gradients equal those of storing everything.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .neuron import NeuronParams, scan_backward, scan_forward
+from .sparse import SpikeBits, SpikeMatrix, linear
+
+__all__ = ["lif_layer"]
+
+
+class _LIFLayer(torch.autograd.Function):
+    """Forward: x = S W^T, then eqs 1-3. Backward: x and V recomputed, BPTT, dL/dW from the spike store."""
+
+    @staticmethod
+    def forward(ctx, weight, threshold, spikes, store, steps: int, params: NeuronParams):
+        x = store.product(weight, spikes).view(steps, -1, weight.shape[0])
+        out, voltage = scan_forward(x, threshold, params)
+        del x
+        ctx.save_for_backward(weight, threshold, *store.tensors())
+        ctx.rebuild, ctx.steps, ctx.params = store.rebuild, steps, params
+        ctx.spikes_shape = None if spikes is None else spikes.shape
+        return out, voltage
+
+    @staticmethod
+    def backward(ctx, grad_spikes, grad_voltage):
+        weight, threshold, *saved = ctx.saved_tensors
+        store = ctx.rebuild(saved).for_backward()
+        x = store.product(weight).view(ctx.steps, -1, weight.shape[0])  # eq 1 again
+        grad_x, grad_threshold = scan_backward(x, threshold, grad_spikes, grad_voltage, ctx.params, recompute=True)
+        del x
+        flat = grad_x.view(-1, weight.shape[0])
+        grad_weight = store.weight_grad(flat) if ctx.needs_input_grad[0] else None
+        grad_spikes_in = linear(flat, weight.t()).view(ctx.spikes_shape) if ctx.needs_input_grad[2] else None
+        if threshold.dim() == 0:
+            grad_threshold = grad_threshold.sum()
+        return grad_weight, grad_threshold, grad_spikes_in, None, None, None
+
+
+def lif_layer(store: SpikeMatrix | SpikeBits, weight: torch.Tensor, threshold: torch.Tensor, params: NeuronParams,
+              steps: int, spikes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Spikes and voltage (T, batch, out) of LIF neurons (eqs 1-3) driven through ``weight`` by the stored spikes.
+
+    ``store`` holds the input spikes as a (T * batch, in) matrix; pass the dense ``spikes`` it came from when
+    they need a gradient (hidden layers). Differentiable in ``weight``, ``threshold`` and ``spikes``.
+    """
+    return _LIFLayer.apply(weight, threshold.to(weight.dtype), spikes, store, steps, params.validate())
