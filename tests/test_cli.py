@@ -23,6 +23,7 @@ def test_train_compare_json_writes_history_summary_and_checkpoints(tmp_path):
     for name, run in summary["runs"].items():
         assert run["status"] == "finished" and run["epochs_completed"] == 1
         assert len(run["dead_percent"]) == 2 and 0 <= run["test_accuracy"] <= 1
+        assert run["provenance"]["world_size"] == 1 and len(run["provenance"]["dataset_fingerprint"]) == 16
         lines = [json.loads(x) for x in (out / name / "history.jsonl").read_text().splitlines()]
         assert lines[-1]["kind"] == "epoch" and lines[0]["kind"] == "batch"
         assert (out / name / "checkpoint.pt").exists()
