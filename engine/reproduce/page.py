@@ -45,17 +45,17 @@ def _budgets(results: list[BudgetResults], out) -> list[str]:
             seeds = ", ".join(f"{name} {len(rec['seeds'])}" for name, rec in recs.items()) or "-"
             done = (f"{len(recs)} of {len(res.plan[dataset])} experiments"
                     + (" (from the JSON of an earlier report)" if dataset in res.saved else ""))
-            wall_text = (f"{_minutes(wall['seconds'])} in {wall['sessions']} session(s), --jobs "
-                         f"{'/'.join(map(str, wall['jobs']))}" if wall.get("sessions") else "not recorded")
+            wall_text = (f"{_minutes(wall['seconds'])} for {wall['runs_trained']} runs, --jobs "
+                         f"{'/'.join(map(str, wall['jobs']))}" if wall.get("runs_trained") else "not recorded")
             rows.append([f"`{res.budget.name}`", dataset, done if recs else "not run yet", seeds, str(len(runs)),
                          wall_text, _minutes(sum(runs.values()))])
     lines = ["## Budgets", "",
              table(["budget", "dataset", "on this page", "seeds per experiment", "runs", "wall time of training",
                     "training time summed over runs"], rows), ""]
     lines += [f"- `{res.budget.name}`: {res.budget.description}." for res in results]
-    lines += ["", "Wall time is measured around the commands that trained runs (runs read back cost nothing); the "
-              "summed time adds up each run's own training seconds (evaluation included), so with `--jobs 2` it exceeds "
-              "the wall time.", ""]
+    lines += ["", "Wall time is the time the commands spent training runs (from `wall_time.jsonl`: one line per run "
+              "trained; runs read back cost nothing); the summed time adds up each run's own training seconds "
+              "(evaluation included), so with `--jobs 2` it exceeds the wall time.", ""]
     for res in results:
         if not res.ci and any(res.missing(d) for d in res.plan):
             lines += [f"The `{res.budget.name}` budget has not been run (fully) yet. Run it (resumable: after an "

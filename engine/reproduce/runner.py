@@ -2,7 +2,7 @@
 
 Runs live in ``OUT/<dataset>-<budget>/runs/<run name>/``; a finished one (``summary.json``) is read back, not
 trained again, and one cut off mid-way continues from its last epoch checkpoint. Every call that trained
-something appends a line to ``OUT/<dataset>-<budget>/wall_time.jsonl``: the budget's measured wall time.
+run appends a line to ``OUT/<dataset>-<budget>/wall_time.jsonl``: together, the budget's measured wall time.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ class Runner:
         self.skipped = 0
         self.used: set[RunSpec] = set()  # runs an experiment asked for (reset by run_experiment)
         self.seconds: dict[RunSpec, float] = {}  # training time of each run, from its summary
+        self._mark = time.perf_counter()  # when the last wall_time.jsonl line was written
 
     @property
     def preset(self) -> str:
@@ -143,7 +144,7 @@ class Runner:
         self.trained += 1
         return RunResult(spec, summary, tuple(trainer.history), trained=True)
 
-    def train_in_parallel(self, specs: list[RunSpec]) -> int:
+    def train_in_parallel(self, specs: list[RunSpec], title: str = "") -> int:
         """Train the unfinished runs among ``specs`` in ``jobs`` worker processes, dividing the CPU threads.
 
         Returns how many runs the workers trained (they are read back afterwards)."""
@@ -151,13 +152,16 @@ class Runner:
         if not self.train or self.jobs < 2 or len(pending) < 2:
             return 0
         import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures import ProcessPoolExecutor, as_completed
 
         threads = max(1, torch.get_num_threads() // self.jobs)
-        args = [(self.dataset_name, self.budget, str(self.out), self.data_root, spec, threads) for spec in pending]
         self.log(f"training {len(pending)} runs in {self.jobs} processes")
         with ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            list(pool.map(_train_one, args))
+            futures = {pool.submit(_train_one, (self.dataset_name, self.budget, str(self.out), self.data_root, spec,
+                                                threads)): spec for spec in pending}
+            for future in as_completed(futures):
+                future.result()
+                self._log_wall_time(title, futures[future])
         return len(pending)
 
     def run_all(self, specs: Iterable[tuple[RunSpec, str]], title: str) -> dict[RunSpec, RunResult]:
@@ -168,30 +172,33 @@ class Runner:
             raise NotTrained(f"{len(missing)} of the {len(unique)} runs of {title} under {self.root} have not finished")
         results: dict[RunSpec, RunResult] = {}
         self.used.update(unique)
-        started, trained = time.perf_counter(), self.trained
-        in_pool = self.train_in_parallel(unique)
+        self._mark = time.perf_counter()
+        self.train_in_parallel(unique, title)
         for k, spec in enumerate(unique, 1):
-            done = self.is_done(spec)
+            done, trained = self.is_done(spec), self.trained
             self.log(f"[{title} {k}/{len(unique)}] {self.dataset_name} {spec.method:<8} {spec.name}"
                      + (" (done, skipped)" if done else ""))
             results[spec] = self.run(spec, f"{k}/{len(unique)} {spec.method}")
-        if in_pool or self.trained > trained:
-            self._log_wall_time(title, in_pool + self.trained - trained, time.perf_counter() - started)
+            if self.trained > trained:
+                self._log_wall_time(title, spec)
         return results
 
-    def _log_wall_time(self, title: str, runs: int, seconds: float) -> None:
-        line = dict(experiment=title, runs_trained=runs, seconds=round(seconds, 1), jobs=self.jobs,
+    def _log_wall_time(self, title: str, spec: RunSpec) -> None:
+        """One line per trained run: the wall seconds since the previous line (or since this sweep began), so the
+        lines add up to the wall time of all training, also when a command is interrupted."""
+        now = time.perf_counter()
+        line = dict(experiment=title, run=spec.name, seconds=round(now - self._mark, 1), jobs=self.jobs,
                     threads=torch.get_num_threads(), finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        self._mark = now
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / WALL_TIME, "a") as f:
             f.write(json.dumps(line) + "\n")
 
 
 def read_wall_time(path: Path) -> dict:
-    """Runs trained and wall seconds summed over the lines of a ``wall_time.jsonl`` (zeros when there is none)."""
+    """Runs trained, their wall seconds and the ``--jobs`` used, over the lines of a ``wall_time.jsonl``."""
     lines = [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
-    return dict(runs_trained=sum(x["runs_trained"] for x in lines), seconds=sum(x["seconds"] for x in lines),
-                sessions=len(lines), jobs=sorted({x["jobs"] for x in lines}))
+    return dict(runs_trained=len(lines), seconds=sum(x["seconds"] for x in lines), jobs=sorted({x["jobs"] for x in lines}))
 
 
 _WORKER_RUNNERS: dict[tuple, Runner] = {}  # one per worker process and sweep: the dataset is loaded once
