@@ -141,6 +141,7 @@ class RunPanel(pn.viewable.Viewer):
         self.running = True
         self.job.start()
         self._update_waiting_status()
+        self._stop_polling()  # a callback left by a run whose end was drained by hand
         self._callback = pn.state.add_periodic_callback(self._poll, period=self.poll_ms)
         return True
 
