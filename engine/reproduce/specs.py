@@ -86,7 +86,8 @@ BUDGETS = {
                     "data (4,000 simulated N-MNIST samples, not 60,000 recordings), length (8 short epochs, "
                     "1,000 steps, not 10 or more epochs of 1,875 steps), seeds (2, not Fig. 10's 3), the sweep "
                     "(5 thresholds, not Fig. 3's 8) and Fig. 8 (Rouser from Th_init 0.5 and 1 only, not also 0). "
-                    "About 26 runs of 4-5 minutes on nmnist-sim: 1.5-2 hours on 2 CPU cores with --jobs 2"),
+                    "On nmnist-sim: 26 runs of about 7 minutes each on one core, 1.5-2 hours on 2 CPU cores with "
+                    "--jobs 2"),
     "full": Budget("full", None, epochs=10, max_batches=None, test_samples=None,
                    description="the paper's network for the dataset (NMNIST 2312-500-500-10, 300 steps), "
                                "10 epochs over the whole training split, whole test split"),
