@@ -75,8 +75,8 @@ class Runner:
 
     def config(self, spec: RunSpec) -> TrainConfig:
         """The run's TrainConfig: the spec's and the budget's settings, TrainConfig's defaults for the rest."""
-        return TrainConfig(**self._base(), th_init=spec.th_init, tau=spec.tau, scale=spec.scale, lr_th=spec.lr_th,
-                           weight_norm=spec.weight_norm, seed=spec.seed, epochs=self.epochs()).validate()
+        return TrainConfig(**(self._base() | spec.overrides()), th_init=spec.th_init, tau=spec.tau, scale=spec.scale,
+                           lr_th=spec.lr_th, weight_norm=spec.weight_norm, seed=spec.seed, epochs=self.epochs()).validate()
 
     def dataset(self, config: TrainConfig | None = None):
         """The dataset, loaded once, on the run grid, with the budget's fixed test subset."""
@@ -198,7 +198,8 @@ class Runner:
 def read_wall_time(path: Path) -> dict:
     """Runs trained, their wall seconds and the ``--jobs`` used, over the lines of a ``wall_time.jsonl``."""
     lines = [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
-    return dict(runs_trained=len(lines), seconds=sum(x["seconds"] for x in lines), jobs=sorted({x["jobs"] for x in lines}))
+    return dict(runs_trained=sum(x.get("runs_trained", 1) for x in lines), seconds=sum(x["seconds"] for x in lines),
+                jobs=sorted({x["jobs"] for x in lines}))  # (lines of earlier versions counted several runs each)
 
 
 _WORKER_RUNNERS: dict[tuple, Runner] = {}  # one per worker process and sweep: the dataset is loaded once
