@@ -35,6 +35,7 @@ PAPER_SETTINGS["Silent start (2.0, small weights)"] = dict(th_init=2.0, tau=3.75
 _KEPT_AT_DEFAULT = ("weight_scale", "init", "weight_quant", "reset_grad", "lr", "lr_th")
 _NEURON_NAMES = ("th_init",) + tuple(name for name, meta, _, _ in CONTROLS if meta.neuron)
 
+
 def available_datasets(data_root: str | None = None) -> list[str]:
     """Every embedded dataset and the real ones found under the data root (missing ones are left out)."""
     import engine.data as data
@@ -150,7 +151,7 @@ class RunControls(_Generated):
     def _message_pane(self, text, visible, css: str, color: str):
         return pn.pane.Str(text, visible=visible, css_classes=css.split(), margin=(0, 10, 4, 10),
                            styles={"color": color, "font-size": "12px", "white-space": "normal"},
-                           sizing_mode="stretch_width")
+                           stylesheets=["pre { white-space: pre-wrap; }"], sizing_mode="stretch_width")
 
     def _error_pane(self, name: str):
         return self._message_pane(pn.bind(lambda e: e.get(name, ""), self.param.errors),

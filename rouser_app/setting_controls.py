@@ -86,7 +86,7 @@ def setting_widget(owner: param.Parameterized, name: str, server: Settings):
     if kind is str:
         return pn.widgets.Select.from_param(parameter, name=meta.label, sizing_mode="stretch_width", css_classes=css)
     rng = control_range(name, server)
-    label = f"{meta.label}: {rng.text()}" if rng else meta.label
+    label = f"{meta.label}: {replace(rng, note='').text()}" if rng else meta.label  # the note is in the tooltip
     extra = dict(step=1) if kind is int else dict(step=_step(parameter.default), format="0[.]0000")
     if optional:
         extra["placeholder"] = "empty: default"
