@@ -79,8 +79,9 @@ class TrainConfig:
         help="8bit: the forward pass uses weights rounded to steps of 2/64 in [-4, 3.97], lava-dl's default for "
              "CUBA blocks (not in the paper); gradients pass straight through to the float weights")
     # ---- learning
-    lr: float = setting(1e-3, label="learning rate, weights", range=_POSITIVE,
-                        help="Adam learning rate of the weights (paper Table 2: 1e-3)")
+    lr: float = setting(1e-3, label="learning rate, weights", range=Range(0, note="(0 = frozen weights)"),
+                        help="Adam learning rate of the weights (paper Table 2: 1e-3); 0 freezes them, so only "
+                             "the thresholds learn (tuning after deployment)")
     lr_th: float = setting(1e-3, label="learning rate, thresholds", range=Range(0, note="(0 = fixed-threshold baseline)"),
                            help="Adam learning rate of the thresholds, 0 = the fixed-threshold baseline "
                                 "(paper Table 2: one rate, 1e-3, for weights and thresholds)")

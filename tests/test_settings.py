@@ -135,7 +135,7 @@ def test_the_page_offers_only_datasets_the_engine_knows(controls):
 
 def test_the_server_may_only_lower_an_upper_end():
     server = Settings(default_dataset="patterns", max_epochs=50, max_batch_size=256)
-    assert control_range("epochs", server) == Range(1, 50) and control_range("lr", server) == Range(0, low_open=True)
+    assert control_range("epochs", server) == Range(1, 50) and control_range("lr", server) == Range(0, note="(0 = frozen weights)")
     assert problem("epochs", 51, server) == "epochs must be in [1, 50], got 51"
     assert problem("epochs", 51, SERVER) is None
 

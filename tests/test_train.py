@@ -109,7 +109,7 @@ def test_exploding_weights_are_reported_not_trained_on():
 
 @pytest.mark.parametrize("change, word", [
     (dict(current_decay=1.5), "current_decay"), (dict(voltage_decay=0.0), "voltage_decay"), (dict(tau=-1.0), "tau"),
-    (dict(scale=-0.5), "scale"), (dict(batch_size=0), "batch_size"), (dict(epochs=0), "epochs"), (dict(lr=0.0), "lr"),
+    (dict(scale=-0.5), "scale"), (dict(batch_size=0), "batch_size"), (dict(epochs=0), "epochs"), (dict(lr=-1e-3), "lr"),
     (dict(th_init=float("nan")), "th_init"), (dict(device="tpu"), "device"),
 ])
 def test_out_of_range_settings_name_the_parameter(change, word):
@@ -171,3 +171,13 @@ def test_learns_the_patterns_dataset():
 def test_dataset_is_rebinned_to_the_run_grid():
     trainer = Trainer(TINY.with_(time_steps=20))
     assert trainer.dataset.time_steps == 20 and load_dataset("patterns").time_steps == 40
+
+
+def test_frozen_weights_train_only_the_thresholds():
+    """lr 0: the weights stay exactly as initialised while the thresholds learn (tuning after deployment)."""
+    trainer = Trainer(TINY.with_(lr=0.0, lr_th=0.05, epochs=1))
+    start = [w.detach().clone() for w in trainer.model.weights()]
+    th0 = [t.detach().clone() for t in trainer.model.thresholds()]
+    _run(trainer)
+    assert all(torch.equal(a, b) for a, b in zip(start, trainer.model.weights()))
+    assert any(not torch.equal(a, b) for a, b in zip(th0, trainer.model.thresholds()))

@@ -108,7 +108,8 @@ def budget_with(budget: str | Budget, **changes) -> Budget:
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One training run of a sweep."""
+    """One training run of a sweep. The optional settings (None: the budget's or TrainConfig's) vary only in the
+    rousing map; a run's name mentions them only when set, so the paper experiments' run folders keep their names."""
 
     th_init: float
     tau: float
@@ -116,6 +117,10 @@ class RunSpec:
     lr_th: float
     weight_norm: bool
     seed: int
+    lr: float | None = None  # weight learning rate (None: TrainConfig's, the paper's 1e-3)
+    weight_scale: float | None = None
+    weight_quant: str | None = None
+    reset_grad: str | None = None
 
     @property
     def method(self) -> str:
@@ -123,10 +128,18 @@ class RunSpec:
             return "rouser"
         return "fixed+wn" if self.weight_norm else "fixed"
 
+    def overrides(self) -> dict:
+        """The optional settings this run sets, as TrainConfig fields."""
+        names = ("lr", "weight_scale", "weight_quant", "reset_grad")
+        return {k: getattr(self, k) for k in names if getattr(self, k) is not None}
+
     @property
     def name(self) -> str:
         wn = "_wn" if self.weight_norm else ""
-        return f"th{self.th_init:g}_tau{self.tau:g}_s{self.scale:g}_lrth{self.lr_th:g}{wn}_seed{self.seed}"
+        short = dict(lr="lr", weight_scale="ws", weight_quant="q", reset_grad="reset")
+        extra = "".join(f"_{short[k]}{v:g}" if isinstance(v, float) else f"_{short[k]}{v}"
+                        for k, v in self.overrides().items())
+        return f"th{self.th_init:g}_tau{self.tau:g}_s{self.scale:g}_lrth{self.lr_th:g}{wn}{extra}_seed{self.seed}"
 
 
 def setting_spec(setting: str, method: str, seed: int, lr_th: float | None = None) -> RunSpec:
