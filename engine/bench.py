@@ -1,8 +1,10 @@
-"""`rouser bench`: training throughput and peak memory of the engine against snntorch and the dense-GEMM bound.
+"""`rouser bench`: training throughput and memory of the engine against snntorch, spikingjelly and the dense-GEMM bound.
 
-Each measurement runs in its own child process (so its peak RSS is its own), and the kinds are
-interleaved round by round in one invocation, so ratios are measured under the same machine load.
-All kinds train the paper's NMNIST network (2312-500-500-10, T = 300) on the same `nmnist-sim` batches.
+Each measurement runs in its own child process (so its peak RSS is its own), and the kinds are interleaved
+round by round in one invocation (the order rotating each round), so ratios are measured under the same
+machine load; the report gives the median over rounds and the spread (lowest and highest round). All kinds
+train the paper's NMNIST network (2312-500-500-10, T = 300, batch 32) from the same initial weights on the
+same `nmnist-sim` batches (``bench_kinds.py``). ``--scaling`` (``bench_scaling.py``) varies T, batch and width.
 """
 
 from __future__ import annotations
@@ -17,17 +19,16 @@ import time
 
 import numpy as np
 import torch
-from torch import nn
 
+from .bench_kinds import BUILDERS, PEERS, available, saved_bytes
 from .data import load_dataset
-from .loss import fir_kernel, target_spikes, van_rossum_loss
-from .network import RouserNetwork, get_preset
-from .neuron import NeuronParams
+from .loss import fir_kernel
 
-__all__ = ["run_bench", "format_bench"]
+__all__ = ["format_bench", "run_bench", "run_child", "worker"]
 
-KINDS = ("rouser", "snntorch", "dense_gemm")
+KINDS = ("rouser", "snntorch", "spikingjelly", "dense_gemm")
 WARMUP = 1
+SPIKINGJELLY_INSTALL = "pip install --no-deps spikingjelly==2.0.0 loguru"
 
 
 def _status_mb(field: str) -> float:
@@ -40,7 +41,7 @@ def _status_mb(field: str) -> float:
 
 
 def _fixed_mmap_threshold() -> None:
-    """Serve every allocation above 1 MiB by mmap, so freed tensors leave the RSS at once (both kinds alike).
+    """Serve every allocation above 1 MiB by mmap, so freed tensors leave the RSS at once (all kinds alike).
 
     glibc otherwise raises its mmap threshold after the first large free and keeps later tensors on a heap
     that never shrinks, and peak RSS then reports allocator caching rather than the tensors alive.
@@ -62,6 +63,20 @@ def _reset_peak() -> None:
         pass
 
 
+def _warm_imports(kind: str, device: torch.device) -> None:
+    """Load the kind's libraries and PyTorch's lazily imported optimizer code before the memory baseline, so
+    'memory used by training' counts training, not imports (the same for every kind)."""
+    if kind in PEERS:
+        __import__(PEERS[kind][0])
+    if kind == "rouser" and device.type == "cpu":
+        from .kernels import cpu_kernel
+
+        cpu_kernel()
+    p = torch.zeros(1, requires_grad=True)
+    p.grad = torch.zeros(1)
+    torch.optim.Adam([p]).step()
+
+
 def _batches(batch_size: int, count: int, time_steps: int):
     """The first ``count`` shuffled training batches of `nmnist-sim` (the rest of the dataset is let go)."""
     data = load_dataset("nmnist-sim", time_steps=time_steps).train
@@ -69,12 +84,25 @@ def _batches(batch_size: int, count: int, time_steps: int):
     return [data.batch(order[k * batch_size:(k + 1) * batch_size]) for k in range(count)], data.num_channels
 
 
+def _trainer_step(forward, optimizer, device):
+    """Forward, backward and Adam step of a kind (``bench_kinds``), on ``device``."""
+    def step(batch):
+        loss = forward(batch.to(device))
+        if optimizer is not None:
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return step
+
+
 def _time_steps(step, batches, device) -> float:
-    """Seconds per batch of ``step(batch)`` after a warm-up, synchronising CUDA around the clock."""
+    """Seconds per batch of ``step(batch)`` after the warm-up, synchronising CUDA around the clock."""
     for b in batches[:WARMUP]:
         step(b)
     if device.type == "cuda":
         torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    _reset_peak()  # the peak counts the timed steps: the warm-up's one-time set-up is not training memory
     start = time.perf_counter()
     for b in batches[WARMUP:]:
         step(b)
@@ -83,93 +111,46 @@ def _time_steps(step, batches, device) -> float:
     return (time.perf_counter() - start) / (len(batches) - WARMUP)
 
 
-def _rouser_step(sizes, device, kernel, time_steps):
-    """Forward, backward (hand-written BPTT, sparse input) and Adam step of the engine."""
-    model = RouserNetwork(sizes, 1.0, NeuronParams(), seed=0).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-
-    def step(batch):
-        batch = batch.to(device)
-        out = model(batch)[-1]
-        loss = van_rossum_loss(out, target_spikes(batch.labels, sizes[-1], time_steps), kernel)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return step
-
-
-def _snntorch_step(sizes, device, kernel, time_steps):
-    """The usual snntorch way: nn.Linear + snn.Synaptic per layer, a Python loop over time, autograd BPTT."""
-    import snntorch as snn
-
-    linears = nn.ModuleList(nn.Linear(i, o, bias=False) for i, o in zip(sizes[:-1], sizes[1:])).to(device)
-    neurons = nn.ModuleList(snn.Synaptic(alpha=0.75, beta=0.97, threshold=1.0, learn_threshold=True,
-                                         reset_mechanism="subtract") for _ in sizes[1:]).to(device)
-    optimizer = torch.optim.Adam(list(linears.parameters()) + list(neurons.parameters()), lr=1e-3)
-
-    def step(batch):
-        batch = batch.to(device)
-        x = batch.dense()
-        states = [n.init_synaptic() for n in neurons]
-        out = []
-        for t in range(time_steps):
-            s = x[t]
-            for k, (fc, lif) in enumerate(zip(linears, neurons)):
-                s, syn, mem = lif(fc(s), *states[k])
-                states[k] = (syn, mem)
-            out.append(s)
-        loss = van_rossum_loss(torch.stack(out), target_spikes(batch.labels, sizes[-1], time_steps), kernel)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return step
-
-
-def _dense_gemm_step(sizes, device, kernel, time_steps):
-    """Only the dense matmuls of a training step: forward, input gradient and weight gradient per layer."""
-    weights = [torch.randn(o, i, device=device) for i, o in zip(sizes[:-1], sizes[1:])]
-
-    def step(batch):
-        rows = time_steps * batch.batch_size
-        for w in weights:
-            x = torch.ones(rows, w.shape[1], device=device)
-            y = x @ w.t()
-            _ = y @ w
-            _ = y.t() @ x
-    return step
-
-
-def worker(kind: str, batches: int, batch_size: int, device_name: str, measure: str = "speed") -> dict:
-    """Measure one kind in this process: samples/s (``measure="speed"``) or peak memory (``"memory"``).
+def worker(kind: str, batches: int, batch_size: int, device_name: str, measure: str = "speed",
+           time_steps: int = 300, hidden: int = 500) -> dict:
+    """Measure one kind in this process: samples/s (``measure="speed"``), or peak memory and the bytes autograd
+    keeps for backward per neuron-step (``"memory"``) on the 2312-hidden-hidden-10 network.
 
     Memory is measured in a process of its own with glibc's mmap threshold fixed (see _fixed_mmap_threshold),
-    which makes large allocations slower, so it never shares a process with a speed measurement.
+    which makes large allocations slower, so it never shares a process with a speed measurement. Training
+    memory is the peak over the timed steps above the process before the model was built.
     """
     if measure == "memory":
         _fixed_mmap_threshold()
     torch.manual_seed(0)
     device = torch.device(device_name)
-    preset = get_preset("nmnist")
-    data, channels = _batches(batch_size, batches + WARMUP, preset.time_steps)
-    sizes = [channels, *preset.hidden, 10]
+    data, channels = _batches(batch_size, batches + WARMUP, time_steps)
+    sizes = [channels, hidden, hidden, 10]
     kernel = fir_kernel(device=device)
+    _warm_imports(kind, device)
     gc.collect()
-    _reset_peak()  # the peak counts from here: the batches are loaded, the dataset is gone
     base = _status_mb("VmRSS")
-    step = dict(rouser=_rouser_step, snntorch=_snntorch_step, dense_gemm=_dense_gemm_step)[kind](
-        sizes, device, kernel, preset.time_steps)
-    seconds = _time_steps(step, data, device)
+    forward, optimizer = BUILDERS[kind](sizes, device, kernel)
+    seconds = _time_steps(_trainer_step(forward, optimizer, device), data, device)
     peak = _status_mb("VmHWM")
     result = dict(kind=kind, measure=measure, samples_per_s=batch_size / seconds, peak_rss_mb=peak, base_rss_mb=base,
-                  training_mb=peak - base)
+                  training_mb=peak - base, time_steps=time_steps, batch_size=batch_size, hidden=hidden)
     if device.type == "cuda":
         result["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    if measure == "memory" and optimizer is not None:
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        kept = saved_bytes(forward, data[0].to(device), params)
+        result.update(saved_mb=kept / 2**20, bytes_per_neuron_step=kept / (time_steps * batch_size * sum(sizes[1:])))
     return result
 
 
-def _child(kind: str, batches: int, batch_size: int, device: str, measure: str = "speed") -> dict:
-    cmd = [sys.executable, "-m", "engine.bench", kind, str(batches), str(batch_size), device, measure]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+def run_child(kind: str, batches: int, batch_size: int, device: str, measure: str = "speed", time_steps: int = 300,
+              hidden: int = 500) -> dict:
+    """``worker`` in a fresh process: python -m engine.bench '{json arguments}'."""
+    spec = dict(kind=kind, batches=batches, batch_size=batch_size, device_name=device, measure=measure,
+                time_steps=time_steps, hidden=hidden)
+    proc = subprocess.run([sys.executable, "-m", "engine.bench", json.dumps(spec)], capture_output=True, text=True,
+                          check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"bench worker {kind} failed: {proc.stderr.strip().splitlines()[-1:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -189,42 +170,65 @@ def quick_epoch_seconds() -> dict:
     train, cfg = trainer.dataset.train, trainer.config
     order = trainer.batch_order(0)
     data = [train.batch(order[k * cfg.batch_size:(k + 1) * cfg.batch_size]) for k in range(min(40, len(batches)))]
-    step = _rouser_step(trainer.sizes, torch.device("cpu"), fir_kernel(), trainer.dataset.time_steps)
+    step = _trainer_step(*BUILDERS["rouser"](trainer.sizes, torch.device("cpu"), fir_kernel()), torch.device("cpu"))
     bare_ms = 1000 * _time_steps(step, data, torch.device("cpu"))
     return dict(quick_epoch_s=seconds, quick_batches=len(batches), quick_batch_ms_median=statistics.median(per_batch),
                 quick_bare_step_ms=bare_ms)
 
 
+def _spread(values) -> list[float]:
+    return [round(min(values), 3), round(max(values), 3)]
+
+
 def run_bench(rounds: int = 3, batches: int = 4, batch_size: int = 32, snntorch: bool = True, quick: bool = True,
-              progress=lambda message: None) -> dict:
-    """Interleave the kinds for ``rounds`` rounds; report medians and ratios (see module docstring)."""
-    kinds = [k for k in KINDS if snntorch or k != "snntorch"]
+              spikingjelly: bool = True, time_steps: int = 300, progress=lambda message: None) -> dict:
+    """Interleave the kinds for ``rounds`` rounds; report medians, spreads and ratios (see module docstring).
+
+    A peer whose library is not installed is skipped with a note in ``notes``. ``time_steps`` other than the
+    paper's 300 is for quick checks of the machinery.
+    """
+    wanted = dict(snntorch=snntorch, spikingjelly=spikingjelly)
+    notes = []
+    for peer, on in wanted.items():
+        if on and not available(peer):
+            notes.append(f"{peer} is not installed: row skipped"
+                         + (f" ({SPIKINGJELLY_INSTALL})" if peer == "spikingjelly" else ' (pip install -e ".[bench]")'))
+    kinds = [k for k in KINDS if wanted.get(k, True) and available(k)]
     runs: dict[str, list[dict]] = {k: [] for k in kinds}
     for r in range(rounds):
-        for kind in kinds:
+        for kind in kinds[r % len(kinds):] + kinds[:r % len(kinds)]:
             progress(f"round {r + 1}/{rounds}: {kind}")
-            runs[kind].append(_child(kind, batches, batch_size, "cpu"))
+            runs[kind].append(run_child(kind, batches, batch_size, "cpu", time_steps=time_steps))
     memory = {}
     for kind in kinds:
         progress(f"memory: {kind}")
-        memory[kind] = _child(kind, 1, batch_size, "cpu", "memory")
-    med = {k: statistics.median(x["samples_per_s"] for x in v) for k, v in runs.items()}
-    peak = {k: m["peak_rss_mb"] for k, m in memory.items()}
-    training = {k: m["training_mb"] for k, m in memory.items()}
-    result = dict(network="2312-500-500-10", time_steps=300, batch_size=batch_size, rounds=rounds,
-                  batches_per_round=batches, threads=torch.get_num_threads(),
-                  samples_per_s=med["rouser"], peak_rss_mb=peak["rouser"], training_mb=training["rouser"],
+        memory[kind] = run_child(kind, 1, batch_size, "cpu", "memory", time_steps)
+    rate = {k: [x["samples_per_s"] for x in v] for k, v in runs.items()}
+    med = {k: statistics.median(v) for k, v in rate.items()}
+    result = dict(network="2312-500-500-10", time_steps=time_steps, batch_size=batch_size, rounds=rounds,
+                  batches_per_round=batches, threads=torch.get_num_threads(), notes=notes,
+                  samples_per_s=med["rouser"], samples_per_s_spread=_spread(rate["rouser"]),
+                  peak_rss_mb=memory["rouser"]["peak_rss_mb"], training_mb=memory["rouser"]["training_mb"],
+                  bytes_per_neuron_step=memory["rouser"]["bytes_per_neuron_step"],
                   dense_gemm_samples_per_s=med["dense_gemm"], ratio_to_dense_gemm=med["rouser"] / med["dense_gemm"],
-                  per_round={k: [round(x["samples_per_s"], 2) for x in v] for k, v in runs.items()})
-    if snntorch:
-        result.update(snntorch_samples_per_s=med["snntorch"], speedup_vs_snntorch=med["rouser"] / med["snntorch"],
-                      snntorch_peak_rss_mb=peak["snntorch"], memory_ratio_vs_snntorch=peak["rouser"] / peak["snntorch"],
-                      snntorch_training_mb=training["snntorch"],
-                      training_memory_ratio_vs_snntorch=training["rouser"] / training["snntorch"])
+                  per_round={k: [round(x, 2) for x in v] for k, v in rate.items()})
+    for peer in PEERS:
+        if peer not in kinds:
+            continue
+        per_round = [a / b for a, b in zip(rate["rouser"], rate[peer])]
+        m = memory[peer]
+        result.update({f"{peer}_samples_per_s": med[peer], f"{peer}_samples_per_s_spread": _spread(rate[peer]),
+                       f"speedup_vs_{peer}": med["rouser"] / med[peer], f"speedup_vs_{peer}_spread": _spread(per_round),
+                       f"{peer}_peak_rss_mb": m["peak_rss_mb"], f"{peer}_training_mb": m["training_mb"],
+                       f"{peer}_bytes_per_neuron_step": m["bytes_per_neuron_step"],
+                       f"memory_ratio_vs_{peer}": memory["rouser"]["peak_rss_mb"] / m["peak_rss_mb"],
+                       f"training_memory_ratio_vs_{peer}": memory["rouser"]["training_mb"] / m["training_mb"],
+                       f"{peer}_setup": PEERS[peer][1]})
     if torch.cuda.is_available():
         progress("cuda")
-        cuda = [_child(k, batches * 4, batch_size, "cuda") for k in kinds]
+        cuda = [run_child(k, batches * 4, batch_size, "cuda", time_steps=time_steps) for k in kinds]
         result["cuda"] = {x["kind"]: dict(samples_per_s=x["samples_per_s"], peak_cuda_mb=x.get("peak_cuda_mb")) for x in cuda}
+        result["cuda_device"] = torch.cuda.get_device_name(0)
     if quick:
         progress("quick preset epoch")
         result.update(quick_epoch_seconds())
@@ -237,20 +241,30 @@ def run_bench(rounds: int = 3, batches: int = 4, batch_size: int = 32, snntorch:
 
 def format_bench(r: dict) -> str:
     lines = [f"network {r['network']}, T = {r['time_steps']}, batch {r['batch_size']}, {r['threads']} threads, "
-             f"median of {r['rounds']} interleaved rounds",
-             f"{'':<14}{'samples/s':>11}{'peak RSS MB':>13}{'training MB':>13}",
-             f"{'rouser':<14}{r['samples_per_s']:>11.1f}{r['peak_rss_mb']:>13.0f}{r['training_mb']:>13.0f}"]
-    if "snntorch_samples_per_s" in r:
-        lines.append(f"{'snntorch':<14}{r['snntorch_samples_per_s']:>11.1f}{r['snntorch_peak_rss_mb']:>13.0f}"
-                     f"{r['snntorch_training_mb']:>13.0f}")
-    lines.append(f"{'dense GEMM':<14}{r['dense_gemm_samples_per_s']:>11.1f}{'':>13}")
-    if "speedup_vs_snntorch" in r:
-        lines.append(f"speed-up vs snntorch {r['speedup_vs_snntorch']:.1f}x; peak RSS {r['memory_ratio_vs_snntorch']:.2f}x "
-                     f"of snntorch's, memory used by training (peak above the loaded process) "
-                     f"{r['training_memory_ratio_vs_snntorch']:.2f}x")
+             f"median of {r['rounds']} interleaved rounds [lowest, highest round]",
+             f"{'':<14}{'samples/s':>11}{'spread':>16}{'peak RSS MB':>13}{'training MB':>13}{'B/neuron-step':>15}"]
+
+    def row(name, prefix):
+        lo, hi = r[f"{prefix}samples_per_s_spread"]
+        lines.append(f"{name:<14}{r[f'{prefix}samples_per_s']:>11.1f}{f'[{lo:.1f}, {hi:.1f}]':>16}"
+                     f"{r[f'{prefix}peak_rss_mb']:>13.0f}{r[f'{prefix}training_mb']:>13.0f}"
+                     f"{r[f'{prefix}bytes_per_neuron_step']:>15.3f}")
+    row("rouser", "")
+    for peer in PEERS:
+        if f"{peer}_samples_per_s" in r:
+            row(peer, f"{peer}_")
+    lines.append(f"{'dense GEMM':<14}{r['dense_gemm_samples_per_s']:>11.1f}")
+    for peer in PEERS:
+        if f"speedup_vs_{peer}" in r:
+            lo, hi = r[f"speedup_vs_{peer}_spread"]
+            lines.append(f"vs {peer}: speed-up {r[f'speedup_vs_{peer}']:.1f}x [{lo:.1f}, {hi:.1f}], peak RSS "
+                         f"{r[f'memory_ratio_vs_{peer}']:.2f}x, memory used by training "
+                         f"{r[f'training_memory_ratio_vs_{peer}']:.2f}x ({r[f'{peer}_setup']})")
     lines.append(f"ratio to the dense-GEMM bound {r['ratio_to_dense_gemm']:.2f}x")
+    lines += r.get("notes", [])
     for kind, c in r.get("cuda", {}).items():
-        lines.append(f"cuda {kind}: {c['samples_per_s']:.1f} samples/s, peak {c['peak_cuda_mb'] or 0:.0f} MB")
+        lines.append(f"cuda ({r.get('cuda_device', 'GPU')}) {kind}: {c['samples_per_s']:.1f} samples/s, "
+                     f"peak {c['peak_cuda_mb'] or 0:.0f} MB")
     if "quick_epoch_s" in r:
         lines.append(f"quick preset: one epoch {r['quick_epoch_s']:.1f} s ({r['quick_batches']} batches, "
                      f"median {r['quick_batch_ms_median']:.0f} ms per batch with metrics, "
@@ -261,6 +275,5 @@ def format_bench(r: dict) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # child process: python -m engine.bench KIND BATCHES BATCH_SIZE DEVICE [MEASURE]
-    kind, n, bs, dev = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-    print(json.dumps(worker(kind, n, bs, dev, *sys.argv[5:6])))
+if __name__ == "__main__":  # child process: python -m engine.bench '{"kind": ..., ...}'
+    print(json.dumps(worker(**json.loads(sys.argv[1]))))

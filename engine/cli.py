@@ -135,6 +135,8 @@ def _add_bench(sub) -> None:
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default %(default)s)")
     p.add_argument("--batches", type=int, default=4, help="timed batches per round and kind (default %(default)s)")
     p.add_argument("--no-snntorch", action="store_true", help="skip the snntorch comparison")
+    p.add_argument("--no-spikingjelly", action="store_true", help="skip the spikingjelly comparison")
+    p.add_argument("--scaling", action="store_true", help="samples/s and training memory against T, batch and width")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
     p.set_defaults(func=_bench)
 
@@ -149,8 +151,15 @@ def _bench(args) -> int:
             import snntorch  # noqa: F401
         except ImportError:
             raise RouserError('snntorch is not installed; pip install -e ".[bench]" or pass --no-snntorch') from None
+    progress = lambda m: print(f"bench: {m}", file=sys.stderr)  # noqa: E731
+    if args.scaling:
+        from .bench_scaling import format_scaling, run_scaling
+
+        result = run_scaling(snntorch=not args.no_snntorch, progress=progress)
+        print(json.dumps(result, indent=2) if args.json else format_scaling(result))
+        return 0
     result = run_bench(args.rounds, args.batches, snntorch=not args.no_snntorch,
-                       progress=lambda m: print(f"bench: {m}", file=sys.stderr))
+                       spikingjelly=not args.no_spikingjelly, progress=progress)
     print(json.dumps(result, indent=2) if args.json else format_bench(result))
     return 0
 
