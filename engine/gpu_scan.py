@@ -33,7 +33,7 @@ def _build(interpret: bool):
         h = tl.load(th_ptr + offs % n, mask=mask, other=1.0)
         a_i = tl.load(c_ptr)
         a_v = tl.load(c_ptr + 1)
-        zero = h * 0
+        zero = tl.full([BLOCK], 0, h.dtype)
         cur, v = zero, zero
         s = tl.where(v >= h, zero + 1, zero)  # eq 3 at t = 0
         tl.store(v_ptr + offs, v, mask=mask)
@@ -60,7 +60,7 @@ def _build(interpret: bool):
         a_v = tl.load(c_ptr + 1)
         steep = tl.load(c_ptr + 2)
         k = tl.load(c_ptr + 3)
-        zero = h * 0
+        zero = tl.full([BLOCK], 0, h.dtype)
         gvn, gin, acc = zero, zero, zero
         for i in range(0, steps):
             t = steps - 1 - i
