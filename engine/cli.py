@@ -165,16 +165,17 @@ def _bench(args) -> int:
 
 
 def _add_reproduce(sub) -> None:
-    from .reproduce import BUDGETS, EXPERIMENTS
+    from .reproduce import BUDGETS, EXPERIMENTS, RUNNABLE
 
     p = sub.add_parser("reproduce", help="reproduce the paper's experiments: runs, CSV/JSON tables and PNG figures")
-    p.add_argument("experiment", help=f"one of: {', '.join(EXPERIMENTS)}; all (every one on --dataset); "
+    p.add_argument("experiment", help=f"one of: {', '.join(RUNNABLE)}; all (every one of {', '.join(EXPERIMENTS)} "
+                   "on --dataset); "
                    "report (the runs of docs/results.md, then the page itself)")
     p.add_argument("--dataset", default="nmnist-sim", help="dataset name (see `rouser datasets`); default %(default)s")
     p.add_argument("--data-root", default=None, help="folder holding real datasets (default: $ROUSER_DATA)")
     p.add_argument("--budget", default="quick", help=f"{', '.join(BUDGETS)}: how long each run trains (default %(default)s)")
     p.add_argument("--seeds", type=int, default=None, help="seeds per run (mean and min-max band); default: the "
-                   "budget's (tiny, quick: 1; paper: 2, threshold-sweep 1); report: the page's own, 3")
+                   "budget's (tiny, quick: 1; paper: 2, threshold-sweep 1; rousing-map: at least 3); report: the page's own, 3")
     p.add_argument("--out", default="runs/reproduce", help="folder for runs and results (default %(default)s); "
                    "finished runs found there are not trained again")
     p.add_argument("--thresholds", default=None, help="threshold-sweep: comma-separated Th values "
@@ -187,7 +188,7 @@ def _add_reproduce(sub) -> None:
 
 
 def _reproduce(args) -> int:
-    from .reproduce import EXPERIMENTS, run_all, run_experiment
+    from .reproduce import RUNNABLE, run_all, run_experiment
 
     if args.seeds is not None and args.seeds < 1:
         raise RouserError(f"--seeds must be >= 1, got {args.seeds}")
@@ -209,12 +210,12 @@ def _reproduce(args) -> int:
     if args.experiment == "all":
         records = run_all(args.dataset, args.budget, args.seeds, args.out, args.data_root, args.quiet,
                           thresholds=thresholds, jobs=args.jobs)
-    elif args.experiment in EXPERIMENTS:
+    elif args.experiment in RUNNABLE:
         records = {args.experiment: run_experiment(args.experiment, args.dataset, args.budget, args.seeds, args.out,
                                                    args.data_root, args.quiet, thresholds=thresholds,
                                                    jobs=args.jobs)}
     else:
-        raise RouserError(f"unknown experiment {args.experiment!r}; choose one of: {', '.join(EXPERIMENTS)}, all, report")
+        raise RouserError(f"unknown experiment {args.experiment!r}; choose one of: {', '.join(RUNNABLE)}, all, report")
     if args.json:
         print(json.dumps(records, indent=2))
     else:

@@ -22,6 +22,7 @@ ROUSER_LR_TH = 0.01
 ABLATION_LR_TH = (0.0, 0.001, 0.01)
 FIG8_THRESHOLDS = (0.0, 0.5, 1.0)  # Rouser started from these Th_init (paper Fig. 8)
 METHODS = ("rouser", "fixed", "fixed+wn")
+MAP_SEEDS = 3  # the rousing map's least number of seeds per cell
 
 # the paper's network for each dataset (budgets with preset None)
 PAPER_PRESET = {"nmnist-sim": "nmnist", "nmnist": "nmnist", "gestures-sim": "dvs128", "dvs128": "dvs128",
@@ -62,6 +63,8 @@ class Budget:
     def seeds_for(self, experiment: str) -> int:
         if experiment == "threshold-sweep" and self.sweep_seeds is not None:
             return self.sweep_seeds
+        if experiment == "rousing-map":
+            return max(MAP_SEEDS, self.seeds)
         return self.seeds
 
     @property

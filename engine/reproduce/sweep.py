@@ -16,11 +16,15 @@ from typing import Iterable
 
 from ..errors import RouserError
 from .experiments import EXPERIMENTS, Context
+from .rousing_map import exp_rousing_map
 from .runner import Runner
 from .specs import Budget, get_budget
 from .tables import write_json
 
-__all__ = ["copy_outputs", "run_all", "run_experiment"]
+__all__ = ["RUNNABLE", "copy_outputs", "run_all", "run_experiment"]
+
+# what `rouser reproduce NAME` runs: the paper's experiments (`all` runs these) and the rousing map, a sweep of its own
+RUNNABLE = EXPERIMENTS | {"rousing-map": exp_rousing_map}
 
 
 def _thresholds(thresholds: Iterable[float] | None, budget: Budget) -> tuple[float, ...]:
@@ -38,8 +42,8 @@ def run_experiment(name: str, dataset: str = "nmnist-sim", budget: str | Budget 
     """Run (or resume) experiment ``name`` and write its CSV, JSON and PNG files; returns the JSON written.
 
     ``seeds`` None: the budget's number for this experiment."""
-    if name not in EXPERIMENTS:
-        raise RouserError(f"unknown experiment {name!r}; choose one of: {', '.join(EXPERIMENTS)}, all, report")
+    if name not in RUNNABLE:
+        raise RouserError(f"unknown experiment {name!r}; choose one of: {', '.join(RUNNABLE)}, all, report")
     if seeds is not None and seeds < 1:
         raise RouserError(f"--seeds must be >= 1, got {seeds}")
     from ..data import dataset_names
@@ -53,9 +57,8 @@ def run_experiment(name: str, dataset: str = "nmnist-sim", budget: str | Budget 
     trained, skipped = runner.trained, runner.skipped
     runner.used = set()
     started = time.perf_counter()
-    ctx = Context(runner, tuple(range(seeds)), runner.root / name, thresholds=thresholds)
-    ctx.folder.mkdir(parents=True, exist_ok=True)
-    result = EXPERIMENTS[name](ctx)
+    ctx = Context(runner, tuple(range(seeds)), runner.root / name, thresholds=thresholds)  # files make their folder
+    result = RUNNABLE[name](ctx)
     record = dict(experiment=name, dataset=dataset, budget=asdict(budget), seeds=list(ctx.seeds),
                   runs_trained=runner.trained - trained, runs_skipped=runner.skipped - skipped,
                   seconds=round(time.perf_counter() - started, 1),
