@@ -218,7 +218,7 @@ def test_a_read_only_budget_is_reported_when_run_and_kept_from_its_json(tmp_path
     """The report trains its CI budget, only reads the other one: "not run yet" with the command, then its runs'
     tables once they exist, then the JSON an earlier report copied when the runs are gone."""
     paper = budget_with(MICRO, name="micro-paper")
-    plan, paper_plan = {"patterns": {"weight-change": 1}}, {"patterns": {"weight-change": None}}
+    plan, paper_plan = {"patterns": {"weight-change": 2}}, {"patterns": {"weight-change": None}}
 
     def report():
         path = write_report(tmp_path / "out", tmp_path / "docs", budget=MICRO, quiet=True, plan=plan, paper=paper,
@@ -227,7 +227,8 @@ def test_a_read_only_budget_is_reported_when_run_and_kept_from_its_json(tmp_path
 
     text = report()
     assert "not run yet" in text and "rouser reproduce all --budget micro-paper --dataset patterns" in text
-    assert not (tmp_path / "out" / "patterns-micro-paper" / "runs").exists()  # nothing trained for it
+    assert not (tmp_path / "out" / "patterns-micro-paper").exists()  # nothing trained or written for it
+    assert "| `micro` | patterns | 1 of 1 experiments | weight-change 2 |" in text  # the plan's seeds
     rec = run_experiment("weight-change", "patterns", paper, out=tmp_path / "out", quiet=True)
     assert rec["runs_trained"] == 4
     wall = [json.loads(line) for line in (tmp_path / "out" / "patterns-micro-paper" / "wall_time.jsonl").read_text().splitlines()]

@@ -62,8 +62,8 @@ def _collect(res: BudgetResults, out, assets: Path, data_root, quiet: bool, seed
         recs, fresh = {}, True
         for name, n in experiments.items():
             try:
-                recs[name] = run_experiment(name, dataset, res.budget, seeds if res.ci else n, out, data_root, quiet,
-                                            runner, thresholds if res.ci else None)
+                recs[name] = run_experiment(name, dataset, res.budget, seeds or n, out, data_root, quiet, runner,
+                                            thresholds if res.ci else None)
             except NotTrained:
                 fresh = False
         if not fresh and not recs:  # nothing under --out: what an earlier report committed, if anything
