@@ -216,8 +216,10 @@ def _train_one(args) -> None:
 
 
 def _comparable(config: dict) -> dict:
-    """The settings that decide a run's outcome (not where the data lives or which device ran it)."""
-    return {k: v for k, v in config.items() if k not in ("data_root", "device", "raster_every")}
+    """The settings that decide a run's outcome (not where the data lives or which device ran it), read as a stored
+    config is read: a setting added since the run was saved takes its legacy value (e.g. He-normal for ``init``)."""
+    full = TrainConfig.from_dict(config).to_dict()
+    return {k: v for k, v in full.items() if k not in ("data_root", "device", "raster_every")}
 
 
 class _NoBar:
