@@ -22,9 +22,10 @@ from .kernels import cpu_kernel
 __all__ = ["SPARSE_DENSITY", "SpikeBits", "SpikeMatrix", "batch_to_csr", "dense_to_csr", "linear", "spike_store",
            "synaptic_input"]
 
-# Below this fraction of ones the gather-add kernel (forward and weight gradient) beat the dense products
-# for the 500 x 500 hidden layer of the NMNIST network on 2 CPU cores (T * batch = 9600).
-SPARSE_DENSITY = 0.12
+# Below this fraction of ones the gather-add kernels (forward, its rerun in backward, weight gradient) beat
+# the dense products for the 500 x 500 hidden layer of the NMNIST network on 2 CPU cores (T * batch = 9600;
+# they broke even near 0.2).
+SPARSE_DENSITY = 0.15
 
 
 def linear(a: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -148,7 +149,7 @@ class DenseSpikes:
         return linear(self.spikes, weight)
 
     def weight_grad(self, grad_x: torch.Tensor) -> torch.Tensor:
-        return grad_x.t() @ self.spikes
+        return linear(grad_x.t().contiguous(), self.spikes.t().contiguous())
 
 
 def _kernel_for(t: torch.Tensor):
@@ -195,11 +196,10 @@ def spike_store(spikes: torch.Tensor | SpikeBatch, mode: str = "auto", dtype=tor
         if mode == "dense":
             return SpikeBits.pack(spikes.dense(dtype).view(-1, spikes.num_channels))
         return batch_to_csr(spikes)
-    if mode == "auto":
-        sparse = spikes.device.type == "cpu" and torch.count_nonzero(spikes).item() < SPARSE_DENSITY * spikes.numel()
-        mode = "sparse" if sparse else "dense"
-    if mode == "sparse":
-        return dense_to_csr(spikes)
+    if mode == "sparse" or (mode == "auto" and spikes.device.type == "cpu"):
+        matrix = dense_to_csr(spikes)  # counts the spikes on the way
+        if mode == "sparse" or matrix.idx.numel() < SPARSE_DENSITY * spikes.numel():
+            return matrix
     return SpikeBits.pack(spikes.detach().reshape(-1, spikes.shape[-1]))
 
 
