@@ -7,6 +7,7 @@ import param
 
 from .controls import RunControls
 from .export import ExportPanel
+from .map_view import RousingMapView
 from .neuron_view import NeuronView
 from .run_panel import RunPanel
 from .settings import Settings
@@ -32,6 +33,7 @@ class RouserDashboard(pn.viewable.Viewer):
         self.run_panel = RunPanel(controls=self.controls, settings=self.settings, limiter=self.limiter)
         self.neuron_view = NeuronView(threshold=self.controls.th_init, tau=self.controls.tau, scale=self.controls.scale)
         self.export = ExportPanel(run_panel=self.run_panel, settings=self.settings)
+        self.rousing_map = RousingMapView(self.controls, self.settings.runs_path)
         self.run_panel.param.watch(lambda e: self.export.refresh() if not e.new else None, "running")
         self._view = None
 
@@ -45,8 +47,9 @@ class RouserDashboard(pn.viewable.Viewer):
         self.run_panel.close()
 
     def tabs(self) -> pn.Tabs:
-        return pn.Tabs(("Training", self.run_panel), ("Single neuron", self.neuron_view),
-                       ("Export & saved runs", self.export), dynamic=False, sizing_mode="stretch_width")
+        return pn.Tabs(("Training", self.run_panel), ("Rousing map", self.rousing_map),
+                       ("Single neuron", self.neuron_view), ("Export & saved runs", self.export), dynamic=False,
+                       sizing_mode="stretch_width")
 
     def __panel__(self):
         if self._view is None:

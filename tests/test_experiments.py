@@ -316,3 +316,26 @@ def test_claims_read_the_right_numbers_with_the_paper_direction():
     records["threshold-sweep"]["accuracy"]["fixed"].pop("1")
     assert assess(CLAIMS[2], records, "nmnist-sim").verdict == CANNOT_TELL  # Th = 1 not swept
     assert assess(CLAIMS[0], {}, "nmnist-sim").verdict == "not run yet"
+
+
+def test_rousing_map_writes_its_tables_heat_maps_and_speeds(tmp_path, capsys):
+    """`rouser reproduce rousing-map --budget tiny --out DIR`: CSV/JSON per run and cell, heat-map PNGs, speeds."""
+    assert main(["reproduce", "rousing-map", "--budget", "tiny", "--seeds", "1", "--out", str(tmp_path), "--quiet"]) == 0
+    folder = tmp_path / "nmnist-sim-tiny" / "rousing-map"
+    data = json.loads((folder / "rousing_map.json").read_text())
+    grid = data["grid"]
+    cells = len(grid["regimes"]) * len(grid["th_inits"]) * len(grid["weight_scales"])
+    assert len(data["cells"]) == cells
+    with open(folder / "rousing_map_runs.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 * cells and {r["method"] for r in rows} == {"rouser", "fixed"}
+    for name in ("rousing_map_output_active.png", "rousing_map_accuracy.png"):
+        assert (folder / name).read_bytes()[:4] == b"\x89PNG"
+    with open(folder / "rousing_map_speeds.csv") as f:
+        speeds = list(csv.DictReader(f))
+    frozen = [r for r in speeds if r["regime"] == "frozen weights"]
+    assert frozen and all(float(r["voltage_change"]) == 0.0 for r in frozen)  # lr 0: weights cannot move V
+    assert any(float(r["threshold_change"]) > 0 for r in frozen)  # while the silent neurons' thresholds fall
+    for cell in data["cells"]:
+        assert cell["config"]["weight_scale"] == cell["weight_scale"] and cell["config"]["th_init"] == cell["th_init"]
+        assert cell["contrast"] in ("rouses", "partial", "none")

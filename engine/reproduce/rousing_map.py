@@ -198,6 +198,8 @@ def exp_rousing_map(ctx) -> dict:
         cell["rouser"]["text"] = describe(cell["rouser"], budget_batches)
         cell["fixed"]["text"] = describe(cell["fixed"], budget_batches)
         cell["contrast"] = contrast(cell)
+        config = ctx.runner.config(cell_spec(regime, th, ws, "rouser", 0)).to_dict()
+        cell["config"] = {k: v for k, v in config.items() if k not in ("data_root", "device", "seed")}
         cells.append(cell)
     ctx.csv("rousing_map_runs.csv", rows)
     speed_rows = []
