@@ -6,12 +6,13 @@ Rouser and the fixed-threshold run in the same colours under the same names. Col
 
 from __future__ import annotations
 
-__all__ = ["RUN_COLORS", "RUN_LABELS", "SERIES_COLORS", "layer_label", "run_color", "run_label", "series_color"]
+__all__ = ["RUN_COLORS", "RUN_LABELS", "RUN_SHORT", "SERIES_COLORS", "layer_label", "run_color", "run_label", "series_color"]
 
 # the runs of a comparison: Rouser (learned thresholds), the fixed-threshold baseline, and that baseline with
 # weight normalisation (the paper's third method in Figs. 4-5 and 10)
 RUN_COLORS = {"rouser": "#d95f02", "fixed": "#1b9e77", "fixed+wn": "#7570b3"}
 RUN_LABELS = {"rouser": "Rouser", "fixed": "fixed threshold", "fixed+wn": "fixed threshold + weight norm"}
+RUN_SHORT = {"rouser": "Rouser", "fixed": "fixed", "fixed+wn": "fixed+wn"}  # for titles of small plots
 # other series (layers of one run, runs from several Th_init, threshold learning rates): the rest of Dark2
 SERIES_COLORS = ("#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666")
 

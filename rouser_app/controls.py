@@ -12,10 +12,11 @@ import param
 from engine.config import ConfigError, TrainConfig
 from engine.network import PRESETS
 
+from .map_data import cell_label, cell_settings, shipped_presets
 from .setting_controls import CONTROLS, NAMES, parameters, problem, setting_widget
 from .settings import Settings
 
-__all__ = ["RunControls", "PAPER_SETTINGS", "available_datasets", "dataset_classes", "raster_interval"]
+__all__ = ["CLASSROOM", "RunControls", "PAPER_SETTINGS", "available_datasets", "dataset_classes", "raster_interval"]
 
 # One-click (Th_init, tau, s) settings from the paper.  The two sub-optimal ones are Fig. 4 / Fig. 11's;
 # the good one takes Fig. 3's best NMNIST threshold (Th = 1) with Table 2's surrogate (tau 3.75, s 1.5).
@@ -24,13 +25,10 @@ PAPER_SETTINGS = {
     "Sub-optimal (0.25, 3, 3)": dict(th_init=0.25, tau=3.0, scale=3.0),
     "Good (1.0, 3.75, 1.5)": dict(th_init=1.0, tau=3.75, scale=1.5),
 }
-# Not from the paper: a setting measured here (nmnist-sim, quick preset, seeds 1-3) where the output layer starts
-# silent and Rouser's output is fully active after 9-11 batches against 13-17 for the fixed threshold, because
-# small, slowly learning weights (0.1 x He-normal, lr 1e-4) cannot make up for Th_init = 2 as fast as lr_th 0.05
-# can. It departs from the paper on purpose: lr_th 0.05 and weight lr 1e-4 (paper: 1e-3 for both); He-normal is the
-# init it was measured with.
-PAPER_SETTINGS["Silent start (2.0, small weights)"] = dict(th_init=2.0, tau=3.75, scale=1.5, weight_scale=0.1,
-                                                           init="he-normal", lr=1e-4, lr_th=0.05)
+# Classroom presets, not from the paper: the cells of the shipped rousing map where Rouser's output became fully
+# active and the fixed threshold's did not (or, if the map has none, its strongest contrasts), each with the numbers
+# measured there; a cell's settings say where they depart from the paper (its regime: learning rates, quantisation).
+CLASSROOM = {f"Classroom: {cell_label(c)}": c for c in shipped_presets()}
 # What a one-click setting leaves at TrainConfig's defaults unless it says otherwise
 _KEPT_AT_DEFAULT = ("weight_scale", "init", "weight_quant", "reset_grad", "lr", "lr_th")
 _NEURON_NAMES = ("th_init",) + tuple(name for name, meta, _, _ in CONTROLS if meta.neuron)
@@ -143,7 +141,10 @@ class RunControls(_Generated):
         return self._build().validate()
 
     def apply(self, name: str) -> None:
-        """Set one of the PAPER_SETTINGS by name (the paper's settings keep the weights' and rates' defaults)."""
+        """Set one of the PAPER_SETTINGS (which keep the weights' and rates' defaults) or CLASSROOM presets by name."""
+        if name in CLASSROOM:
+            self.param.update(**cell_settings(CLASSROOM[name], self.param.dataset.objects))
+            return
         defaults = TrainConfig()
         self.param.update(**({n: getattr(defaults, n) for n in _KEPT_AT_DEFAULT} | PAPER_SETTINGS[name]))
 
@@ -168,13 +169,18 @@ class RunControls(_Generated):
             parts.append(self._warning_pane())
         return pn.Column(*parts, margin=0, sizing_mode="stretch_width")
 
+    def _button(self, label: str) -> pn.widgets.Button:
+        button = pn.widgets.Button(label=label, color="primary", variant="outline", sizing_mode="stretch_width",
+                                   css_classes=["rouser-paper-setting"])
+        button.on_click(lambda _event: self.apply(label))
+        return button
+
     def _paper_buttons(self) -> list:
-        buttons = []
-        for label in PAPER_SETTINGS:
-            button = pn.widgets.Button(label=label, color="primary", variant="outline", sizing_mode="stretch_width",
-                                       css_classes=["rouser-paper-setting"])
-            button.on_click(lambda _event, label=label: self.apply(label))
-            buttons.append(button)
+        buttons = [self._button(label) for label in PAPER_SETTINGS]
+        for label, cell in CLASSROOM.items():
+            caption = f"measured: Rouser {cell['rouser']['text']}; fixed {cell['fixed']['text']}"
+            buttons += [self._button(label), pn.pane.Markdown(caption, margin=(0, 10, 6, 10),
+                                                              styles={"font-size": "11px", "color": "#555"})]
         return buttons
 
     def __panel__(self):

@@ -1,95 +1,28 @@
 """The "Rousing map" tab: measured heat maps of where learned thresholds rouse neurons that fixed ones leave dead.
 
-It opens on the maps shipped with the package (``rouser_app/maps/``, written by ``rouser reproduce report``), so
-there is nothing to train before looking; maps a user computed with ``rouser reproduce rousing-map --out DIR``
-under the server's runs folder are listed too (the page names them by folder, never by server path). Hovering a
-cell shows its numbers; clicking it loads its settings into the run controls, ready to press Run.
+It opens on the maps shipped with the package, so there is nothing to train before looking (see ``map_data``).
+Hovering a cell shows its numbers; clicking it loads its settings into the run controls, ready to press Run.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from functools import lru_cache
 from pathlib import Path
 
 import holoviews as hv
 import holoviews.plotting.bokeh  # noqa: F401  (registers the Bokeh backend for .opts)
-import pandas as pd
 import panel as pn
 import param
 
 from engine.style import run_label
 
 from .controls import RunControls
+from .map_data import available_maps, cell_label, cell_settings, load_map, map_frame
 
-__all__ = ["MAPS_DIR", "RousingMapView", "available_maps", "classroom_presets", "load_map", "map_frame"]
+__all__ = ["METRICS", "RousingMapView"]
 
-MAPS_DIR = Path(__file__).with_name("maps")
 METRICS = {"output layer active at the end (%)": "output_active_end", "final test accuracy (%)": "test_accuracy",
            "batches until the output layer is fully active": "batches_to_full_output"}
-_APPLIED = ("dataset", "preset", "time_steps", "th_init", "tau", "scale", "reset_grad", "weight_scale", "init",
-            "weight_quant", "lr", "lr_th", "epochs", "batch_size", "max_batches")
-
-
-def available_maps(runs_dir: Path | None = None) -> dict[str, Path]:
-    """Shipped maps by file name, then maps under the server's runs folder (``DIR/<dataset>-<budget>/rousing-map``)."""
-    maps = {f"shipped: {p.stem}": p for p in sorted(MAPS_DIR.glob("*.json"))}
-    if runs_dir is not None and runs_dir.is_dir():
-        for pattern in ("*/rousing-map/rousing_map.json", "*/*/rousing-map/rousing_map.json"):
-            for p in sorted(runs_dir.glob(pattern)):
-                maps[f"runs: {p.parent.parent.relative_to(runs_dir)}"] = p
-    return maps
-
-
-@lru_cache(maxsize=8)
-def _read(path: str, mtime: float) -> dict:
-    return json.loads(Path(path).read_text())
-
-
-def load_map(path: Path) -> dict:
-    """A map's JSON (as ``rouser reproduce rousing-map`` writes it), cached until the file changes."""
-    return _read(str(path), path.stat().st_mtime)
-
-
-def _value(stat: dict, percent: bool) -> float:
-    mean = stat.get("mean")
-    return math.nan if mean is None else (100 * mean if percent else mean)
-
-
-def map_frame(data: dict, regime: str, metric: str) -> pd.DataFrame:
-    """One row per cell of ``regime``: Rouser's, the baseline's and their difference of ``metric``, and hover text."""
-    percent = metric != "batches_to_full_output"
-    rows = []
-    for c in data["cells"]:
-        if c["regime"] != regime:
-            continue
-        r, f = _value(c["rouser"][metric], percent), _value(c["fixed"][metric], percent)
-        rows.append(dict(weight_scale=f"{c['weight_scale']:g}", th_init=f"{c['th_init']:g}", rouser=r, fixed=f,
-                         difference=r - f, rouser_text=c["rouser"]["text"], fixed_text=c["fixed"]["text"],
-                         contrast=c["contrast"]))
-    return pd.DataFrame(rows)
-
-
-def classroom_presets(data: dict, limit: int = 3) -> list[dict]:
-    """Cells where the baseline's output stays silent or never fully active and Rouser's is fully active in every
-    seed (contrast ``rouses``), fastest first; each with its settings and measured numbers."""
-    rousing = [c for c in data.get("cells", []) if c["contrast"] == "rouses" and "config" in c]
-    rousing.sort(key=lambda c: c["rouser"]["batches_to_full_output"]["mean"] or math.inf)
-    return rousing[:limit]
-
-
-def apply_cell(controls: RunControls, cell: dict) -> None:
-    """Load a map cell's Rouser settings into the run controls (its baseline is the compare run)."""
-    config = cell["config"]
-    values = {k: config[k] for k in _APPLIED if k in config}
-    if values.get("dataset") not in controls.param.dataset.objects:
-        values.pop("dataset", None)
-    controls.param.update(compare=True, **values)
-
-
-def cell_label(cell: dict) -> str:
-    return f"{cell['regime']}, Th_init {cell['th_init']:g}, weight scale {cell['weight_scale']:g}"
 
 
 class RousingMapView(pn.viewable.Viewer):
@@ -131,7 +64,7 @@ class RousingMapView(pn.viewable.Viewer):
                      and c["weight_scale"] == ws), None)
         if cell is None or "config" not in cell:
             return
-        apply_cell(self.controls, cell)
+        self.controls.param.update(**cell_settings(cell, self.controls.param.dataset.objects))
         self.selected = (f"Loaded {cell_label(cell)}. Rouser: {cell['rouser']['text']}; fixed threshold: "
                          f"{cell['fixed']['text']}. Press Run to train it.")
 

@@ -15,7 +15,7 @@ import pandas as pd
 import panel as pn
 
 from engine.records import BatchRecord, HistoryRecord, LayerRaster, RunState
-from engine.style import RUN_COLORS, RUN_LABELS, layer_label  # one naming and colouring for dashboard and figures
+from engine.style import RUN_COLORS, RUN_LABELS, RUN_SHORT, layer_label  # one naming and colouring for dashboard and figures
 
 __all__ = ["LivePlots", "RUN_COLORS", "RUN_LABELS", "layer_label", "batch_rows", "dead_frame", "history_shape"]
 
@@ -82,7 +82,8 @@ def raster_element(data: dict, run: str, k: int, layers: int, neurons: int, step
     t = np.asarray(data.get("t", []), dtype=float)
     n = np.asarray(data.get("neuron", []), dtype=float)
     step = data.get("step")
-    title = f"{RUN_LABELS[run]} · {layer_label(k, layers)}" + (f" · batch {step}" if step else "")
+    # short enough to fit the plot's width on a narrow screen: "fixed · hidden 1 · batch 120"
+    title = f"{RUN_SHORT[run]} · {layer_label(k, layers)}" + (f" · batch {step}" if step else "")
     return hv.Points((t, n), kdims=[hv.Dimension("t", label="time step"),
                                     hv.Dimension(f"neuron_{k}", label=f"neuron ({layer_label(k, layers)})")]).opts(
         color=RUN_COLORS[run], size=2, marker="square", xlim=(-0.5, steps - 0.5), ylim=(-0.5, neurons - 0.5),
@@ -105,7 +106,7 @@ def threshold_element(data: pd.DataFrame, run: str, k: int, layers: int, samples
     paths = hv.Curve((xs, ys), x, y, label="sample neurons").opts(color="#555555", alpha=0.6, line_width=1)
     mean = hv.Curve((steps, data[f"th_mean_{k}"].to_numpy()), x, y, label="mean").opts(
         color=RUN_COLORS[run], line_width=2)
-    return (band * paths * mean).opts(title=f"{RUN_LABELS[run]} · {layer_label(k, layers)} thresholds",
+    return (band * paths * mean).opts(title=f"{RUN_SHORT[run]} · {layer_label(k, layers)} thresholds",
                                       show_legend=False, framewise=True, **PLOT)
 
 

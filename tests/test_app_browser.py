@@ -190,15 +190,15 @@ def test_run_fills_the_live_plots_of_both_runs_then_stop_stops(server, browser):
         deadline = time.time() + 90
         while time.time() < deadline:
             plots = page.plots()
-            if (len(_filled(plots, "Rouser · hidden 1 ·")) and len(_filled(plots, "fixed threshold · output ·"))
-                    and len(_filled(plots, "Rouser · output thresholds")) and len(_filled(plots, "fixed threshold · hidden 1 thresholds"))
+            if (len(_filled(plots, "Rouser · hidden 1 ·")) and len(_filled(plots, "fixed · output ·"))
+                    and len(_filled(plots, "Rouser · output thresholds")) and len(_filled(plots, "fixed · hidden 1 thresholds"))
                     and len(_filled(plots, "active · output"))):
                 break
             time.sleep(0.2)
         first_plot = time.perf_counter() - clicked
         plots = page.plots()
-        for prefix in ("Rouser · hidden 1 ·", "Rouser · output ·", "fixed threshold · hidden 1 ·", "fixed threshold · output ·",
-                       "Rouser · hidden 1 thresholds", "fixed threshold · output thresholds", "active · hidden 1",
+        for prefix in ("Rouser · hidden 1 ·", "Rouser · output ·", "fixed · hidden 1 ·", "fixed · output ·",
+                       "Rouser · hidden 1 thresholds", "fixed · output thresholds", "active · hidden 1",
                        "active · output", "spikes · output", "loss"):
             assert _filled(plots, prefix), (prefix, plots)
         active = next(lengths for title, lengths in plots.items() if title == "active · output")

@@ -12,7 +12,7 @@ import pytest
 from engine.config import ConfigError, TrainConfig
 from engine.errors import RouserError
 from rouser_app import worker as worker_module
-from rouser_app.controls import PAPER_SETTINGS, RunControls, available_datasets, raster_interval
+from rouser_app.controls import CLASSROOM, PAPER_SETTINGS, RunControls, available_datasets, raster_interval
 from rouser_app.dashboard import RouserDashboard
 from engine.records import LayerRaster
 from rouser_app.export import (folder_listing, folder_zip, history_csv, history_frame, history_json, history_png,
@@ -134,10 +134,15 @@ def test_paper_settings_set_th_init_tau_and_s(tmp_path):
     controls.apply("Sub-optimal (0.25, 3, 3)")
     assert (controls.th_init, controls.tau, controls.scale) == (0.25, 3.0, 3.0)
     assert {"Sub-optimal (1.25, 3.75, 1.5)", "Sub-optimal (0.25, 3, 3)", "Good (1.0, 3.75, 1.5)"} <= set(PAPER_SETTINGS)
-    controls.apply("Silent start (2.0, small weights)")
-    config = controls.config()
-    assert (config.th_init, config.weight_scale, config.lr, config.lr_th) == (2.0, 0.1, 1e-4, 0.05)
-    assert config.init == "he-normal"  # the init the silent start was measured with
+    assert CLASSROOM, "the shipped rousing map gives the classroom presets"
+    for label, cell in CLASSROOM.items():  # each one is a measured map cell, applied whole
+        controls.apply(label)
+        config = controls.config()
+        expected = cell["config"]
+        assert (config.th_init, config.weight_scale, config.lr, config.lr_th, config.weight_quant, config.init) == (
+            expected["th_init"], expected["weight_scale"], expected["lr"], expected["lr_th"], expected["weight_quant"],
+            expected["init"])
+        assert controls.compare and cell["contrast"] in ("rouses", "partial")
     controls.apply("Good (1.0, 3.75, 1.5)")  # back to the paper's weights and learning rates
     assert (controls.weight_scale, controls.init, controls.lr, controls.lr_th) == (1.0, "kaiming-uniform", 1e-3, 1e-3)
 

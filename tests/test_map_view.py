@@ -8,7 +8,8 @@ import pytest
 
 from engine.reproduce.rousing_map import REGIMES, cell_outcome, cell_spec, contrast, describe
 from rouser_app.controls import RunControls
-from rouser_app.map_view import MAPS_DIR, RousingMapView, available_maps, classroom_presets, load_map, map_frame
+from rouser_app.map_data import MAPS_DIR, available_maps, classroom_presets, load_map, map_frame
+from rouser_app.map_view import RousingMapView
 
 
 def _outcome(full, active=1.0, status="finished"):
