@@ -3,13 +3,15 @@
 Backward keeps only the layer's input spikes (``sparse.py``: CSR indices or bits), the weights and the
 thresholds. It recomputes x[t] = sum_j w_ji S_j[t] from the spikes (a gather-add when they are sparse) and V
 from x (block by block inside the CPU kernel), then runs BPTT with the surrogate of eqs 4-5. The rerun is
-the same arithmetic as forward, so V and the gradients equal those of storing everything.
+the same arithmetic as forward, so V and the gradients equal those of storing everything. With CSR spikes on
+the CPU the scan kernels sum x[t-1] at the step that uses it (``spike_scan.cpp``), so x is never stored.
 """
 
 from __future__ import annotations
 
 import torch
 
+from .kernels import cpu_kernel
 from .neuron import NeuronParams, scan_backward, scan_forward
 from .sparse import SpikeBits, SpikeMatrix, linear
 
@@ -21,9 +23,15 @@ class _LIFLayer(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, weight, threshold, spikes, store, steps: int, params: NeuronParams):
-        x = store.product(weight, spikes).view(steps, -1, weight.shape[0])
-        out, voltage = scan_forward(x, threshold, params)
-        del x
+        kernel = _spike_kernel(store)
+        if kernel is not None:  # x summed at the step that uses it, never stored
+            out, voltage = kernel.lif_forward_spikes(
+                store.ptr, store.idx, weight.t().contiguous(), threshold.expand(weight.shape[0]).contiguous(), steps,
+                store.shape[0] // steps, params.current_decay, params.voltage_decay)
+        else:
+            x = store.product(weight, spikes).view(steps, -1, weight.shape[0])
+            out, voltage = scan_forward(x, threshold, params)
+            del x
         ctx.save_for_backward(weight, threshold, *store.tensors())
         ctx.rebuild, ctx.steps, ctx.params = store.rebuild, steps, params
         ctx.spikes_shape = None if spikes is None else spikes.shape
@@ -33,15 +41,34 @@ class _LIFLayer(torch.autograd.Function):
     def backward(ctx, grad_spikes, grad_voltage):
         weight, threshold, *saved = ctx.saved_tensors
         store = ctx.rebuild(saved).for_backward()
-        x = store.product(weight).view(ctx.steps, -1, weight.shape[0])  # eq 1 again
-        grad_x, grad_threshold = scan_backward(x, threshold, grad_spikes, grad_voltage, ctx.params, recompute=True)
-        del x
+        grad_x, grad_threshold = _recompute_backward(store, weight, threshold, grad_spikes, grad_voltage, ctx.steps,
+                                                     ctx.params)
         flat = grad_x.view(-1, weight.shape[0])
         grad_weight = store.weight_grad(flat) if ctx.needs_input_grad[0] else None
         grad_spikes_in = linear(flat, weight.t()).view(ctx.spikes_shape) if ctx.needs_input_grad[2] else None
         if threshold.dim() == 0:
             grad_threshold = grad_threshold.sum()
         return grad_weight, grad_threshold, grad_spikes_in, None, None, None
+
+
+def _spike_kernel(store):
+    """The compiled kernels when the store is CSR on the CPU (the scan then reads the spikes directly)."""
+    return cpu_kernel() if isinstance(store, SpikeMatrix) and store.ptr.device.type == "cpu" else None
+
+
+def _recompute_backward(store, weight, threshold, grad_spikes, grad_voltage, steps, p: NeuronParams):
+    """(dL/dx, dL/dTh) with x = S W^T (eq 1) and V (eqs 1-3) rerun from the stored spikes."""
+    kernel = _spike_kernel(store)
+    if kernel is None:
+        x = store.product(weight).view(steps, -1, weight.shape[0])  # eq 1 again
+        return scan_backward(x, threshold, grad_spikes, grad_voltage, p, recompute=True)
+    n, batch = weight.shape[0], store.shape[0] // steps
+    grad_x, per_row = kernel.lif_backward_spikes(
+        store.ptr, store.idx, weight.t().contiguous(), threshold.expand(n).contiguous(),
+        torch.zeros(steps, batch, n, dtype=weight.dtype) if grad_spikes is None else grad_spikes.contiguous(),
+        None if grad_voltage is None else grad_voltage.contiguous(), steps, batch, p.current_decay, p.voltage_decay,
+        p.surrogate_tau, p.surrogate_scale, p.reset_grad == "detach")
+    return grad_x, per_row.view(batch, n).sum(0)
 
 
 def lif_layer(store: SpikeMatrix | SpikeBits, weight: torch.Tensor, threshold: torch.Tensor, params: NeuronParams,

@@ -6,7 +6,8 @@ is written in the same order as the PyTorch loop in ``neuron.py`` (and floating-
 so both paths give the same spikes; tests check both against the step-by-step reference.
 
 ``spike_kernel.cpp``: eq 1's synaptic input and weight gradient for 0/1 spikes as CSR indices (a spike
-selects a row of weights to add), and the CSR builders.
+selects a row of weights to add), and the CSR builders. ``spike_scan.cpp``: the scan driven straight by
+input spikes, summing x[t-1] in registers at the step that uses it (x is never stored), forward and backward.
 
 The module is compiled for this machine's instruction set (``-march=native``); its name carries a digest
 of the CPU's flags, so a build cache shared between different machines never loads a foreign build.
@@ -21,9 +22,10 @@ from pathlib import Path
 
 __all__ = ["cpu_kernel", "kernel_error"]
 
-_SOURCES = [Path(__file__).with_name(name) for name in ("lif_kernel.cpp", "spike_kernel.cpp")]
-_FUNCTIONS = ["lif_forward", "lif_backward", "spike_product", "spike_weight_grad", "dense_to_csr", "pairs_to_csr"]
-_VERSION = 8
+_SOURCES = [Path(__file__).with_name(name) for name in ("lif_kernel.cpp", "spike_kernel.cpp", "spike_scan.cpp")]
+_FUNCTIONS = ["lif_forward", "lif_backward", "spike_product", "spike_weight_grad", "dense_to_csr", "pairs_to_csr",
+              "lif_forward_spikes", "lif_backward_spikes"]
+_VERSION = 9
 
 _lock = threading.Lock()
 _module = None

@@ -22,10 +22,12 @@ from .kernels import cpu_kernel
 __all__ = ["SPARSE_DENSITY", "SpikeBits", "SpikeMatrix", "batch_to_csr", "dense_to_csr", "linear", "spike_store",
            "synaptic_input"]
 
-# Below this fraction of ones the gather-add kernels (forward, its rerun in backward, weight gradient) beat
-# the dense products for the 500 x 500 hidden layer of the NMNIST network on 2 CPU cores (T * batch = 9600;
-# they broke even near 0.2).
-SPARSE_DENSITY = 0.15
+# Below this fraction of ones the CSR path (the scan kernels summing x from the spikes, forward and backward,
+# and the gather-add weight gradient) beat the dense products for a 500 x 500 hidden layer with T * batch =
+# 9600 on this project's 2-core CPU (one layer's forward and backward, CPU time: equal near 0.25; at 0.03
+# the CSR path took half the time). Hidden layers of the NMNIST network start near 0.03 and pass 0.15
+# within a few Adam steps.
+SPARSE_DENSITY = 0.25
 
 
 def linear(a: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

@@ -138,3 +138,25 @@ def test_triton_scan_matches_the_reference_in_the_interpreter(monkeypatch, reset
     assert torch.allclose(grad_x, want_x, atol=TOL, rtol=0) and torch.allclose(grad_th, want_th, atol=TOL, rtol=0)
     (want_x,) = torch.autograd.grad((s_ref * gs).sum(), xr)
     assert torch.allclose(gpu_lif_backward(voltage, th, gs, None, p)[0], want_x, atol=TOL, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("width", [5, 70, 150])  # a partial vector only; a whole chunk and a partial one; several
+def test_scan_from_spikes_equals_product_then_scan_bit_for_bit(backend, dtype, width):
+    """The fused kernels (x summed inside the scan) against x = S W^T stored, then the scan: forward to the bit;
+    backward to the last few bits (the surrogate's exp may take the scalar or the vector libm routine)."""
+    p = NeuronParams()
+    s_in = _spikes(10, (25, 3, 40), 0.2, dtype)
+    g = torch.Generator().manual_seed(11)
+    w = (torch.randn(width, 40, generator=g) * 0.5).to(dtype).requires_grad_()
+    th = (torch.rand(width, generator=g) + 0.3).to(dtype).requires_grad_()
+    out, v = lif_layer(dense_to_csr(s_in), w, th, p, 25)
+    x = dense_to_csr(s_in).product(w.detach()).view(25, 3, width)
+    ref_out, ref_v = scan_forward(x, th.detach(), p)
+    assert torch.equal(out, ref_out) and torch.equal(v, ref_v) and 0 < out.mean() < 1
+    gs = torch.randn(out.shape, generator=g).to(dtype)
+    (out * gs).sum().backward()
+    grad_x, grad_th = scan_backward(ref_v, th.detach(), gs, None, p)
+    tol = dict(atol=1e-12, rtol=1e-12) if dtype == torch.float64 else dict(atol=1e-5, rtol=1e-5)
+    assert torch.allclose(th.grad, grad_th, **tol)
+    assert torch.allclose(w.grad, dense_to_csr(s_in).weight_grad(grad_x.view(-1, width)), **tol)
