@@ -33,13 +33,14 @@ def judge(diffs: list[float | None], sign: int, floor: float, min_seeds: int = 2
     mean, spread = sum(d) / len(d), max(d) - min(d)
     margin = max(spread if beyond_spread else 0.0, floor)
     what = f"mean {mean:+.3g} against {'spread ' + format(spread, '.3g') + ', ' if beyond_spread and len(d) > 1 else ''}floor {floor:g}"
+    seeds = ", ".join(f"{x:+.3g}" for x in d)
     if all(sign * x > 0 for x in d) and abs(mean) > margin:
-        return SUPPORTED, f"the paper's sign in every seed, {what}"
+        return SUPPORTED, f"the paper's sign in every seed; {what}"
     if all(sign * x < 0 for x in d) and abs(mean) > margin:
-        return CONTRADICTED, f"the opposite sign in every seed, {what}"
+        return CONTRADICTED, f"the opposite sign in every seed; {what}"
     if not (all(x > 0 for x in d) or all(x < 0 for x in d)):
-        return CANNOT_TELL, f"the sign differs between seeds ({', '.join(f'{x:+.3g}' for x in d)})"
-    return CANNOT_TELL, f"the difference is within the spread or below the floor ({what})"
+        return CANNOT_TELL, f"the sign differs between seeds: {seeds}"
+    return CANNOT_TELL, f"the difference is within the spread or below the floor: {what}"
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ def _fig4(rec: dict, key: str) -> Evidence:
     cut = 100 * (1 - _mean(r) / _mean(f)) if _mean(f) else None
     return Evidence(d, +1, 10.0, f"at {setting_label('B')}, batches to the target accuracy: Rouser {_mean(r):.0f}, "
                     f"fixed {_mean(f):.0f} (not reached: counted as the whole run), "
-                    + (f"{cut:.0f}% fewer for Rouser" if cut is not None else "n/a")
+                    + (f"{abs(cut):.0f}% {'fewer' if cut >= 0 else 'more'} for Rouser" if cut is not None else "n/a")
                     + f"; fixed minus Rouser per seed: {_seeds(d)}")
 
 

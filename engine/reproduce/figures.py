@@ -187,7 +187,7 @@ def plot_threshold_starts(path: Path, groups: dict, dataset: str, nseeds: int) -
 
 def _lr_color(lr: float, c: int) -> str:
     """Threshold lr 0 is the fixed-threshold run, Rouser's lr is Rouser; others take a series colour."""
-    return run_color("fixed") if lr == 0 else run_color("rouser") if lr == ROUSER_LR_TH else series_color(c)
+    return run_color("fixed") if lr == 0 else run_color("rouser") if lr == ROUSER_LR_TH else series_color(c + 1)
 
 
 def plot_ablation(path: Path, runs: dict, settings: dict, lrs, dataset: str, nseeds: int) -> None:
