@@ -42,7 +42,7 @@ class RousingMapView(pn.viewable.Viewer):
             self.map_name = next(iter(self.maps))
         self.taps = [hv.streams.Tap(x=None, y=None) for _ in range(3)]
         for tap in self.taps:
-            tap.param.watch(lambda e, tap=tap: self._tapped(tap.x, tap.y), ["x", "y"])
+            tap.param.watch(lambda *_events, tap=tap: self._tapped(tap.x, tap.y), ["x", "y"])
 
     @property
     def data(self) -> dict:
@@ -98,8 +98,8 @@ class RousingMapView(pn.viewable.Viewer):
         budget = data.get("budget", {})
         return pn.pane.Markdown(
             f"**{self.regime}**: {regime.get('description', '')}. Dataset `{data.get('dataset', '?')}`, budget "
-            f"`{budget.get('name', '?')}` ({budget.get('description', '')}), {seeds} seeds per cell. "
-            f"{data.get('definition', '')}.", sizing_mode="stretch_width")
+            f"`{budget.get('name', '?')}` ({budget.get('description', '')}), {seeds} seed{'s' * (seeds != 1)} per "
+            f"cell. Definitions: {data.get('definition', '')}.", sizing_mode="stretch_width")
 
     def __panel__(self):
         return pn.Column(

@@ -298,3 +298,39 @@ def test_measure_time_to_first_plot_rousing_and_memory(server, browser):
         assert report["first_plot_s"] is not None
     finally:
         page.close()
+
+
+def test_the_rousing_map_tab_renders_and_a_click_loads_the_cell(server, browser):
+    """The map tab opens on the shipped map without console errors; clicking a heat-map cell sets Th_init and the
+    weight scale of the run controls to that cell's values."""
+    page = Page(browser, server["url"])
+    try:
+        page.page.locator(".bk-tab", has_text="Rousing map").click()
+        deadline = time.time() + 60
+        while not _filled(page.plots(), "Rouser - fixed") and time.time() < deadline:
+            time.sleep(0.2)
+        assert _filled(page.plots(), "Rouser") and _filled(page.plots(), "Rouser - fixed")
+        canvas = next(box for box in (page.page.locator("canvas").nth(i).bounding_box()
+                                      for i in range(page.page.locator("canvas").count())) if box and box["width"] > 0)
+        selected = page.page.locator(".rouser-map-selected pre")
+        before = selected.inner_text()
+        page.page.mouse.click(canvas["x"] + 0.3 * canvas["width"], canvas["y"] + 0.3 * canvas["height"])
+        deadline = time.time() + 20
+        while selected.inner_text() == before and time.time() < deadline:
+            time.sleep(0.1)
+        text = selected.inner_text()
+        assert text.startswith("Loaded "), text
+        th = text.split("Th_init ")[1].split(",")[0]
+        ws = text.split("weight scale ")[1].split(".")[0] if "weight scale 0." not in text else \
+            "0." + text.split("weight scale 0.")[1].split(".")[0]
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            shown = (page.page.locator(".rouser-input-th_init input").input_value(),
+                     page.page.locator(".rouser-input-weight_scale input").input_value())
+            if float(shown[0]) == float(th) and float(shown[1]) == float(ws):
+                break
+            time.sleep(0.1)
+        assert float(shown[0]) == float(th) and float(shown[1]) == float(ws), (shown, text)
+        assert page.errors == []
+    finally:
+        page.close()

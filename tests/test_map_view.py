@@ -64,7 +64,7 @@ def test_a_tap_loads_the_cells_settings(shipped):
     regime = shipped["grid"]["regimes"][-1]
     view.regime = regime
     th, ws = shipped["grid"]["th_inits"][-1], shipped["grid"]["weight_scales"][0]
-    view._tapped(f"{ws:g}", f"{th:g}")  # a tap on a categorical axis reports the category names
+    view.taps[0].event(x=f"{ws:g}", y=f"{th:g}")  # a tap on a categorical axis reports the category names
     cell = next(c for c in shipped["cells"] if c["regime"] == regime and c["th_init"] == th and c["weight_scale"] == ws)
     assert (controls.th_init, controls.weight_scale) == (th, ws)
     assert (controls.lr, controls.lr_th, controls.weight_quant) == (cell["config"]["lr"], cell["config"]["lr_th"],
