@@ -1,12 +1,14 @@
 """`rouser` command line: train, datasets, crossval, bench, reproduce.
 
 User errors (bad values, missing files) print one line and exit with code 2; a run that fails
-(NaN loss) prints one line and exits with code 1.
+(NaN loss) prints one line and exits with code 1. SIGTERM stops `train` and `reproduce` before the next batch,
+keeping the last epoch checkpoint: one line, exit code 143 (128 + SIGTERM, what the shell reports for it).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -17,6 +19,7 @@ from .checkpoint import CHECKPOINT_NAME, load_checkpoint
 from .config import TrainConfig
 from .errors import RouserError
 from .settings import add_arguments, given_arguments
+from .stopping import Stopped, stop_on_sigterm
 
 __all__ = ["main"]
 
@@ -181,6 +184,8 @@ def _add_reproduce(sub) -> None:
     p.add_argument("--thresholds", default=None, help="threshold-sweep: comma-separated Th values "
                    "(default 0,0.25,0.5,0.75,1,1.25,1.5,2; paper budget: 0.25,0.5,1,1.25,2)")
     p.add_argument("--docs", default="docs", help="report only: folder receiving results.md and results/ (default %(default)s)")
+    p.add_argument("--maps", default=None, help="report only: also write each rousing map's JSON into this folder "
+                   "(default: rouser_app/maps when that folder is here, as in a checkout; the dashboard ships them)")
     p.add_argument("--jobs", type=int, default=1, help="train independent runs in this many processes (default 1)")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress lines or bars")
@@ -203,8 +208,9 @@ def _reproduce(args) -> int:
     if args.experiment == "report":
         from .reproduce import write_report
 
+        maps = args.maps or ("rouser_app/maps" if Path("rouser_app/maps").is_dir() else None)
         path = write_report(args.out, args.docs, budget=args.budget, seeds=args.seeds, data_root=args.data_root,
-                            quiet=args.quiet, thresholds=thresholds, jobs=args.jobs)
+                            quiet=args.quiet, thresholds=thresholds, jobs=args.jobs, maps=maps)
         print(f"wrote {path}")
         return 0
     if args.experiment == "all":
@@ -233,13 +239,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stopped_message(args) -> str:
+    """The one line printed when SIGTERM stopped ``train`` or ``reproduce``."""
+    out = getattr(args, "out", None) or getattr(args, "resume", None)
+    if args.command == "train":
+        kept = f"the checkpoints of completed epochs are kept in {out}; continue with --resume {out}" if out else \
+            "nothing was saved (no --out)"
+    else:
+        kept = f"finished runs and the checkpoints of completed epochs are kept in {out}; run the same command to continue"
+    return f"rouser {args.command}: stopped by SIGTERM before the next batch; {kept}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except RouserError as exc:
-        print(f"rouser {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    stoppable = stop_on_sigterm() if args.command in ("train", "reproduce") else contextlib.nullcontext(Stopped())
+    with stoppable as stopped:
+        try:
+            status = args.func(args)
+        except RouserError as exc:  # under SIGTERM: a run that stopped early, reported below instead
+            if not stopped.signal:
+                print(f"rouser {args.command}: error: {exc}", file=sys.stderr)
+                return 2
+        except Exception:
+            if not stopped.signal:  # under SIGTERM: a worker process ended by it (reproduce --jobs)
+                raise
+    if stopped.signal:
+        print(_stopped_message(args), file=sys.stderr)
+        return stopped.exit_status  # 143, as a process killed by SIGTERM reports to the shell
+    return status
 
 
 if __name__ == "__main__":

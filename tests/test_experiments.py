@@ -339,3 +339,15 @@ def test_rousing_map_writes_its_tables_heat_maps_and_speeds(tmp_path, capsys):
     for cell in data["cells"]:
         assert cell["config"]["weight_scale"] == cell["weight_scale"] and cell["config"]["th_init"] == cell["th_init"]
         assert cell["contrast"] in ("rouses", "partial", "none")
+    # the report reads the map back (nothing retrained), writes its section and ships the JSON for the dashboard
+    before = _summaries(tmp_path)
+    page = write_report(tmp_path, tmp_path / "docs", budget="tiny", seeds=1, quiet=True,
+                        plan={"nmnist-sim": {"rousing-map": 1}}, paper=None, maps=tmp_path / "maps")
+    assert _summaries(tmp_path) == before
+    text = page.read_text()
+    assert "#### nmnist-sim: Rousing map" in text and "rousing_map_speeds.csv" in text
+    assert "`frozen weights`" in text and "only the thresholds acted" in text
+    for image in [line.split("](", 1)[1].rstrip(")") for line in text.splitlines() if "rousing_map" in line and line.startswith("![")]:
+        assert (page.parent / image).read_bytes()[:8] == PNG
+    shipped = json.loads((tmp_path / "maps" / "nmnist-sim-tiny.json").read_text())
+    assert shipped["cells"] == data["cells"] and "files" not in shipped

@@ -15,12 +15,15 @@ from .claims import CLAIMS, assess
 from .experiments import EXPERIMENTS
 from .paper import PAPER, PAPER_KEY
 from .report import BudgetResults
+from .map_section import map_section
 from .sections import SECTIONS, pct, table
 from .specs import ROUSER_LR_TH
 
 __all__ = ["render"]
 
 CLAIMS_DATASET = "nmnist-sim"  # the dataset whose runs the verdicts are drawn from (the paper's NMNIST)
+
+PAGE_SECTIONS = SECTIONS | {"rousing-map": map_section}  # the paper's experiments, then the rousing map
 
 
 def _claims_dataset(res: BudgetResults) -> str:
@@ -120,7 +123,7 @@ def _experiments(res: BudgetResults, out) -> list[str]:
             lines += [f"Read from the JSON in `docs/results/{res.asset(dataset)}/` (its runs are not under `{out}`).", ""]
         for name in experiments:
             if name in recs:
-                lines += SECTIONS[name](dataset, recs[name], res.asset(dataset))
+                lines += PAGE_SECTIONS[name](dataset, recs[name], res.asset(dataset))
             else:
                 lines += [f"#### {dataset}: {name}", "", f"Not run yet: `{_run_command(res, out)}`.", ""]
     return lines

@@ -22,7 +22,7 @@ __all__ = ["PAPER_PLAN", "REPORT_PLAN", "BudgetResults", "write_report"]
 
 # which experiments the page shows on which embedded dataset, and with how many seeds (None: the budget's)
 REPORT_PLAN = {
-    "nmnist-sim": dict.fromkeys(EXPERIMENTS, 3),
+    "nmnist-sim": dict.fromkeys(EXPERIMENTS, 3) | {"rousing-map": 3},
     "gestures-sim": {"threshold-sweep": 1, "suboptimal": 1},
 }
 PAPER_PLAN = {"nmnist-sim": dict.fromkeys(EXPERIMENTS)}
@@ -84,12 +84,13 @@ def _collect(res: BudgetResults, out, assets: Path, data_root, quiet: bool, seed
 def write_report(out: str | Path = "runs/reproduce", docs: str | Path = "docs", budget: str | Budget = "quick",
                  seeds: int | None = None, data_root: str | None = None, quiet: bool = False, plan: dict | None = None,
                  thresholds=None, paper: str | Budget | None = "paper", paper_plan: dict | None = None,
-                 jobs: int = 1) -> Path:
+                 jobs: int = 1, maps: str | Path | None = None) -> Path:
     """Run what the CI budget's part of the page needs (finished runs are read back), read the paper budget's,
     copy figures and tables, write results.md.
 
     ``plan`` maps dataset -> {experiment: seeds}; ``seeds``, when given, replaces every CI experiment's seed count.
-    ``paper`` None leaves the paper budget off the page; ``jobs`` processes train the CI budget's runs."""
+    ``paper`` None leaves the paper budget off the page; ``jobs`` processes train the CI budget's runs; ``maps``, when
+    given, receives each rousing map's JSON as ``<dataset>-<budget>.json`` (the dashboard ships them)."""
     from .page import render
 
     docs = Path(docs)
@@ -100,6 +101,17 @@ def write_report(out: str | Path = "runs/reproduce", docs: str | Path = "docs", 
         results.append(BudgetResults(get_budget(paper), paper_plan or PAPER_PLAN, ci=False))
     for res in results:
         _collect(res, out, assets, data_root, quiet, seeds if res.ci else None, thresholds, jobs)
+    if maps is not None:
+        _ship_maps(ci, Path(maps))
     path = docs / "results.md"
     path.write_text(render(results, seeds, out, docs))
     return path
+
+
+def _ship_maps(res: BudgetResults, maps: Path) -> None:
+    """Each rousing map's JSON, without the paths of the machine that made it, for the dashboard's map tab."""
+    for dataset, recs in res.records.items():
+        if "rousing-map" in recs:
+            record = {k: v for k, v in recs["rousing-map"].items() if k not in ("files", "figures", "runs", "run_seconds")}
+            maps.mkdir(parents=True, exist_ok=True)
+            (maps / f"{dataset}-{res.budget.name}.json").write_text(json.dumps(record, indent=1) + "\n")
