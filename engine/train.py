@@ -27,6 +27,7 @@ from .network import RouserNetwork, get_preset
 from .provenance import run_provenance
 from .records import (BatchRecord, EpochRecord, Event, EventKind, HistoryRecord, LayerRaster, RunStart, RunSummary,
                       history_record, write_history)
+from .stopping import STOP
 
 __all__ = ["Event", "Trainer", "compare", "resolve_device", "run_name", "run_time_steps"]
 
@@ -130,7 +131,8 @@ class Trainer:
 
     @property
     def cancelled(self) -> bool:
-        return self._cancel.is_set()
+        """``cancel()`` was called, or the process was asked to stop (`engine.stopping.STOP`, set by SIGTERM)."""
+        return self._cancel.is_set() or STOP.is_set()
 
     def batch_order(self, epoch: int) -> np.ndarray:
         return np.random.default_rng([self.config.seed, epoch]).permutation(len(self.dataset.train))
@@ -174,11 +176,15 @@ class Trainer:
         return spikes, van_rossum_loss(spikes[-1], target, self.kernel)
 
     @torch.no_grad()
-    def evaluate(self, split: SpikeSplit) -> dict:
-        """Loss and accuracy over a whole split, without gradients (each rank takes its shard)."""
+    def evaluate(self, split: SpikeSplit, cancellable: bool = False) -> dict | None:
+        """Loss and accuracy over a whole split, without gradients (each rank takes its shard).
+
+        With ``cancellable``, None when the run is cancelled before one of the split's batches."""
         totals = torch.zeros(2, dtype=torch.float64, device=self.device)  # summed loss, correct
         mine = self.world.shard(np.arange(len(split)))
         for start in range(0, len(mine), EVAL_BATCH):
+            if cancellable and self.cancelled:
+                return None
             batch = split.batch(mine[start:start + EVAL_BATCH]).to(self.device)
             spikes, batch_loss = self.forward(batch)
             totals[0] += batch_loss.double() * batch.batch_size
@@ -216,7 +222,10 @@ class Trainer:
                 seen += len(indices)
                 self._log(result.record)
                 yield Event(EventKind.BATCH, self.name, result.record, result.raster)
-            test = self.evaluate(self.dataset.test)
+            test = self.evaluate(self.dataset.test, cancellable=True)
+            if test is None:  # cancelled while testing: the epoch is not complete, the last checkpoint stays
+                yield Event(EventKind.END, self.name, self.summary("cancelled", time.perf_counter() - started))
+                return
             self.epoch = epoch + 1
             record = EpochRecord(epoch=self.epoch, train_accuracy=correct / max(1, seen), test_accuracy=test["accuracy"],
                                  test_loss=test["loss"], dead_percent=tuple(activity.dead_percent()),
