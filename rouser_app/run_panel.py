@@ -22,6 +22,7 @@ from engine.train import run_name, run_time_steps
 from .controls import RunControls, dataset_classes
 from .export import SavedRun, new_run_folder
 from .plots import RUN_LABELS, LivePlots, dead_frame, history_shape
+from .serving import browser_gone
 from .settings import Settings
 from .worker import DATASETS, LIMITER, RunJob, RunLimiter
 
@@ -179,6 +180,9 @@ class RunPanel(pn.viewable.Viewer):
 
     # ------------------------------------------------------------------ events
     def _poll(self) -> None:
+        if browser_gone():  # the tab closed: stop its run now, send it nothing more (the server frees it later)
+            self.close()
+            return
         self.drain()
         if not self.running:
             self._stop_polling()
@@ -260,11 +264,6 @@ class RunPanel(pn.viewable.Viewer):
         self.status = final_status(self.state, self.job.stopping)
         if self.status.startswith("finished"):
             self.progress = 1.0
-        if self.job.out is not None and self.job.out.exists():  # summary.json, as ``rouser train --out`` writes it
-            try:
-                self.state.summary(time.perf_counter() - self.timings["run"]).write(self.job.out)
-            except OSError as exc:
-                self.state.errors.append(f"could not write summary.json: {exc.strerror}")
 
     def show_history(self, saved: SavedRun, name: str) -> None:
         """Show a finished run read back from its folder (no rasters: those are not saved)."""

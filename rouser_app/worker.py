@@ -1,11 +1,14 @@
 """Training in a worker thread that only appends events to a queue and checks a stop flag.
 
 A server-wide `RunLimiter` caps how many runs train at once; further runs wait in its queue
-(in the order they were asked for) and start as soon as a slot frees.
+(in the order they were asked for) and start as soon as a slot frees. `LIVE` knows every job and dataset load
+under way, so that `shutdown()` (the server stopping, on Ctrl-C or SIGTERM) can cancel them and wait for their
+threads: a thread left inside torch when the interpreter exits aborts the process.
 """
 
 from __future__ import annotations
 
+import atexit
 import collections
 import os
 import queue
@@ -15,10 +18,11 @@ from pathlib import Path
 
 from engine.config import TrainConfig
 from engine.errors import RouserError
-from engine.records import JOB, Event, EventKind, RunSummary
+from engine.records import JOB, Event, EventKind, RunError, RunState, RunSummary
 from engine.train import Trainer, compare, prepare_dataset, run_name, run_time_steps
 
-__all__ = ["DatasetCache", "DATASETS", "RunJob", "RunLimiter", "LIMITER", "describe_error"]
+__all__ = ["DatasetCache", "DATASETS", "LIVE", "LiveWork", "RunJob", "RunLimiter", "LIMITER", "describe_error",
+           "shutdown"]
 
 
 def describe_error(exc: BaseException) -> str:
@@ -30,6 +34,63 @@ def describe_error(exc: BaseException) -> str:
     else:
         text = f"{type(exc).__name__}: {exc}"
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+class LiveWork:
+    """The jobs and dataset loads under way in this process, so that a stopping server can end them cleanly."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._jobs: set[RunJob] = set()
+        self._threads: set[threading.Thread] = set()
+        self.closing = False  # True during shutdown(): a job started meanwhile stops at once
+
+    def add(self, job: "RunJob") -> None:
+        with self._lock:
+            self._jobs.add(job)
+
+    def discard(self, job: "RunJob") -> None:
+        with self._lock:
+            self._jobs.discard(job)
+
+    def track(self, thread: threading.Thread) -> None:
+        """A thread (a dataset load) that cannot be cancelled but must be waited for."""
+        with self._lock:
+            self._threads = {t for t in self._threads if t.is_alive()} | {thread}
+
+    @property
+    def jobs(self) -> list["RunJob"]:
+        with self._lock:
+            return list(self._jobs)
+
+    def shutdown(self, timeout: float = 30.0) -> int:
+        """Cancel every job (a running one before its next batch, a queued one at once) and join every thread,
+        for at most ``timeout`` seconds in all; returns how many jobs were stopped. Epoch checkpoints being
+        written complete first (the trainer checks its stop flag only between batches)."""
+        self.closing = True
+        try:
+            jobs = self.jobs
+            for job in sorted(jobs, key=lambda j: j.state != "queued"):  # withdraw the queued first: none may start
+                job.stop()
+            with self._lock:
+                threads = [j.thread for j in jobs if j.thread is not None] + list(self._threads)
+            deadline = time.monotonic() + timeout
+            for thread in threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
+            return len(jobs)
+        finally:
+            self.closing = False
+
+
+LIVE = LiveWork()
+
+
+def shutdown(timeout: float = 30.0) -> int:
+    """Stop every run of this process and wait for its threads (the server's unload hook, and at exit)."""
+    return LIVE.shutdown(timeout)
+
+
+atexit.register(shutdown)  # a notebook kernel or script exiting mid-run: cancel, then let the interpreter go
 
 
 class RunLimiter:
@@ -133,7 +194,9 @@ class DatasetCache:
                 self.get(config)
             except Exception:  # noqa: BLE001 - the run that needs it reports the error
                 pass
-        threading.Thread(target=load, name="rouser-prefetch", daemon=True).start()
+        thread = threading.Thread(target=load, name="rouser-prefetch", daemon=True)
+        LIVE.track(thread)
+        thread.start()
 
 
 DATASETS = DatasetCache(int(os.environ.get("ROUSER_DATASET_CACHE", "2") or 2))
@@ -144,7 +207,8 @@ class RunJob:
 
     The thread only puts `Event`s on ``self.events`` and checks the stop flag; ``drain()`` takes them off
     on the caller's side (the page's event loop). An error outside any run comes as an error event of run
-    `engine.records.JOB`, and a final ``Event.done()`` (run JOB) marks the end.
+    `engine.records.JOB`, and a final ``Event.done()`` (run JOB) marks the end. With ``out``, the thread writes
+    the job's summary.json there before that last event, so a run whose page went away is summarised too.
     """
 
     def __init__(self, config: TrainConfig, compare: bool = True, out: str | Path | None = None,
@@ -160,7 +224,9 @@ class RunJob:
         self.state = "created"  # created -> queued -> running -> done
         self.trainers: list[Trainer] = []
         self.thread: threading.Thread | None = None
+        self.created_at = time.perf_counter()
         self.started_at: float | None = None
+        self._outcome = RunState()  # the runs' summaries and errors, for summary.json
         self._stop = threading.Event()
         self._lock = threading.Lock()
 
@@ -168,6 +234,9 @@ class RunJob:
     def start(self) -> None:
         """Train now, or wait for a free slot when the server's limit is reached."""
         self.state = "queued"
+        LIVE.add(self)
+        if LIVE.closing:  # the server is stopping
+            self._stop.set()
         if self.limiter is None:
             self._launch()
         else:
@@ -185,9 +254,7 @@ class RunJob:
             trainer.cancel()
         if withdrawn:
             self._cancel_runs()
-            self.events.put(Event.done())
-            if self.limiter is not None:
-                self.limiter.release(self)
+            self._end()
 
     @property
     def stopping(self) -> bool:
@@ -232,20 +299,35 @@ class RunJob:
             else:
                 self._cancel_runs()
         except BaseException as exc:  # noqa: BLE001 - nothing may escape the thread or reach the server
-            self.events.put(Event.error(JOB, describe_error(exc)))
+            self._put(Event.error(JOB, describe_error(exc)))
         finally:
             with self._lock:
                 self.state = "done"
                 self.trainers = []  # free the models: the page keeps only the events
                 self.dataset = None
-            self.events.put(Event.done())
-            if self.limiter is not None:
-                self.limiter.release(self)
+            self._end()
+
+    def _put(self, event: Event) -> None:
+        if isinstance(event.record, (RunSummary, RunError)):
+            self._outcome.apply(event)
+        self.events.put(event)
+
+    def _end(self) -> None:
+        """Write summary.json (as ``rouser train --compare --out`` does), then the final event; free the slot."""
+        if self.out is not None and self.out.exists():
+            try:
+                self._outcome.summary(time.perf_counter() - self.created_at).write(self.out)
+            except OSError as exc:
+                self.events.put(Event.error(JOB, f"could not write summary.json: {exc.strerror}"))
+        self.events.put(Event.done())
+        LIVE.discard(self)
+        if self.limiter is not None:
+            self.limiter.release(self)
 
     def _cancel_runs(self) -> None:
         """End events for runs withdrawn before they started."""
         for run in self.runs:
-            self.events.put(Event(EventKind.END, run, RunSummary(run=run, status="cancelled")))
+            self._put(Event(EventKind.END, run, RunSummary(run=run, status="cancelled")))
 
     def _train(self) -> None:
         if self.dataset is not None:
@@ -264,4 +346,4 @@ class RunJob:
             if cancel:
                 trainer.cancel()
         for event in stream:
-            self.events.put(event)
+            self._put(event)

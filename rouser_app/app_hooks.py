@@ -1,0 +1,28 @@
+"""Bokeh's server hooks for `panel serve rouser_app` (a directory app): what happens when the server starts and stops.
+
+Bokeh stops its loop on Ctrl-C and on SIGTERM, then calls `on_server_unloaded`: every run is cancelled before
+its next batch and its thread joined, so the process exits with status 0 instead of aborting inside torch.
+Absolute imports: the hooks must share `rouser_app.worker`'s run registry with the pages (main.py).
+"""
+
+
+def on_server_loaded(server_context) -> None:
+    from rouser_app.serving import quiet_closed_sockets
+
+    quiet_closed_sockets()
+
+
+def on_session_destroyed(session_context) -> None:
+    """A browser session was freed (its tab closed a while ago): give its memory back soon."""
+    from rouser_app.serving import schedule_release
+
+    schedule_release()
+
+
+def on_server_unloaded(server_context) -> None:
+    from rouser_app.worker import LIVE, shutdown
+
+    jobs = len(LIVE.jobs)
+    if jobs:
+        print(f"Rouser Lab: stopping {jobs} run(s) before their next batch", flush=True)
+    shutdown()

@@ -1,0 +1,98 @@
+"""Serving many browsers: notice a tab that went away, free a closed session's memory, keep the log clean.
+
+Bokeh keeps a session for a while after its browser disconnects and destroys it on its next check for
+unused sessions; `SESSION_CLEANUP` sets those two intervals so a closed tab's memory is freed within half a
+minute. A page's own work stops sooner: its periodic callback asks `browser_gone()` on every tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+import gc
+import logging
+
+import panel as pn
+
+__all__ = ["SESSION_CLEANUP", "browser_gone", "quiet_closed_sockets", "release_memory", "schedule_release"]
+
+# panel/bokeh serve flags (milliseconds): a session without a browser is destroyed 15-25 s after it disconnects
+SESSION_CLEANUP = {"--check-unused-sessions": "10000", "--unused-session-lifetime": "15000"}
+
+log = logging.getLogger(__name__)
+
+
+def browser_gone(doc=None) -> bool:
+    """True once this server session's browser has disconnected (its websocket closed) or the session ended.
+
+    Panel does not reconnect a page to its old session, so nothing shown there can be seen again. Outside a
+    server (a notebook, a test) there is no session and the answer is False.
+    """
+    doc = doc if doc is not None else pn.state.curdoc
+    context = getattr(doc, "session_context", None)
+    session = getattr(context, "session", None)
+    if session is None:
+        return False
+    return bool(context.destroyed or session.connection_count == 0)
+
+
+def _closed_socket(exc: BaseException | None) -> bool:
+    from tornado.iostream import StreamClosedError
+    from tornado.websocket import WebSocketClosedError
+
+    return isinstance(exc, (WebSocketClosedError, StreamClosedError))
+
+
+def quiet_closed_sockets(loop: asyncio.AbstractEventLoop | None = None) -> None:
+    """Log a write to a browser that went away as one debug line instead of an unretrieved-task traceback.
+
+    A message half-sent when the socket closes leaves write futures nobody awaits; asyncio would print each
+    one as "Task exception was never retrieved ... WebSocketClosedError". Other errors keep the default report.
+    """
+    if loop is None:
+        from tornado.ioloop import IOLoop
+
+        loop = IOLoop.current().asyncio_loop
+    previous = loop.get_exception_handler()
+
+    def handler(loop, context):
+        if _closed_socket(context.get("exception")):
+            log.debug("a write to a closed browser connection was dropped")
+        elif previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+
+
+def release_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the system (glibc), so RSS follows closed sessions."""
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        if libc is not None and hasattr(libc, "malloc_trim"):
+            libc.malloc_trim(0)
+    except OSError:  # not glibc: nothing to trim
+        pass
+
+
+_release_pending = False
+
+
+def schedule_release(delay: float = 2.0) -> None:
+    """`release_memory` once, ``delay`` seconds from now on the server's loop (sessions close in batches)."""
+    global _release_pending
+    if _release_pending:
+        return
+    from tornado.ioloop import IOLoop
+
+    def run():
+        global _release_pending
+        _release_pending = False
+        release_memory()
+
+    _release_pending = True
+    IOLoop.current().call_later(delay, run)
