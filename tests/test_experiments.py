@@ -218,7 +218,7 @@ def test_a_read_only_budget_is_reported_when_run_and_kept_from_its_json(tmp_path
     """The report trains its CI budget, only reads the other one: "not run yet" with the command, then its runs'
     tables once they exist, then the JSON an earlier report copied when the runs are gone."""
     paper = budget_with(MICRO, name="micro-paper")
-    plan, paper_plan = {"patterns": {"weight-change": 2}}, {"patterns": {"weight-change": None}}
+    plan, paper_plan = {"patterns": {"weight-change": 2}}, {"patterns": {"weight-change": None, "ablation": None}}
 
     def report():
         path = write_report(tmp_path / "out", tmp_path / "docs", budget=MICRO, quiet=True, plan=plan, paper=paper,
@@ -238,11 +238,13 @@ def test_a_read_only_budget_is_reported_when_run_and_kept_from_its_json(tmp_path
     assert "## The experiments at the `micro-paper` budget" in text and "results/patterns-micro-paper/weight_change.png" in text
     assert (assets / "weight_change.json").exists() and (assets / "wall_time.jsonl").exists()
     assert "for 4 runs, --jobs 1" in text
+    partial = "Finished so far at the `micro-paper` budget on patterns: 4 runs"  # ablation's runs are missing
+    assert partial in text and text.count("| `th1.25_tau3.75_s1.5_lrth") == 2  # seed 0 of each method at setting A
     import shutil
 
     shutil.rmtree(tmp_path / "out" / "patterns-micro-paper")
     text = report()
-    assert "Read from the JSON in `docs/results/patterns-micro-paper/`" in text
+    assert "Read from the JSON in `docs/results/patterns-micro-paper/`" in text and partial in text
     assert "results/patterns-micro-paper/weight_change.png" in text and (assets / "weight_change.png").exists()
 
 

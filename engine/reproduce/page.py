@@ -11,11 +11,12 @@ from pathlib import Path
 
 import torch
 
+from ..style import layer_label, run_label
 from .claims import CLAIMS, assess
 from .experiments import EXPERIMENTS
 from .paper import PAPER, PAPER_KEY
-from .report import BudgetResults
 from .map_section import map_section
+from .report import PARTIAL, BudgetResults
 from .sections import SECTIONS, pct, table
 from .specs import ROUSER_LR_TH
 
@@ -65,7 +66,26 @@ def _budgets(results: list[BudgetResults], out) -> list[str]:
                       "interruption the same command continues where it stopped), then regenerate this page:", "",
                       "```bash", _run_command(res, out),
                       f"rouser reproduce report --budget {results[0].budget.name} --out {out} --docs docs", "```", ""]
+            lines += [line for dataset, rows in res.partial.items() for line in _partial(res, dataset, rows)]
     return lines
+
+
+def _partial(res: BudgetResults, dataset: str, rows: list[dict]) -> list[str]:
+    """The runs of an unfinished budget that have finished: no verdicts (too few runs), only what each measured."""
+    if not rows:
+        return []
+    layers = max(len(r["dead_percent"]) for r in rows)
+    header = ["run", "method", "seed", "(Th_init, tau, s)", "epochs", "test acc. %",
+              *(f"dead % {layer_label(k, layers)}" for k in range(layers)), "output active at the end %",
+              "output Th mean"]
+    body = [[f"`{r['run']}`", run_label(r["method"]), str(r["seed"]), f"({r['th_init']:g}, {r['tau']:g}, {r['scale']:g})",
+             str(r["epochs"]), "n/a" if r["test_accuracy"] is None else f"{100 * r['test_accuracy']:.1f}",
+             *(f"{d:.1f}" for d in r["dead_percent"]), *(["n/a"] * (layers - len(r["dead_percent"]))),
+             f"{100 * r['active_fraction'][-1]:.0f}" if r["active_fraction"] else "n/a",
+             "n/a" if r["output_threshold_mean"] is None else f"{r['output_threshold_mean']:.3f}"] for r in rows]
+    return [f"Finished so far at the `{res.budget.name}` budget on {dataset}: {len(rows)} runs (numbers at the end of "
+            f"each run; dead: no spike on any training sample of the last epoch). Too few runs for the claims' "
+            f"verdicts; `docs/results/{res.asset(dataset)}/{PARTIAL}` holds them.", "", table(header, body), ""]
 
 
 def _claims(results: list[BudgetResults]) -> list[str]:

@@ -13,10 +13,14 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..records import RunSummary
 from .experiments import EXPERIMENTS
 from .runner import WALL_TIME, NotTrained, Runner, read_wall_time
 from .specs import Budget, get_budget
 from .sweep import copy_outputs, run_experiment
+from .tables import write_json
+
+PARTIAL = "partial.json"  # the finished runs of a budget whose experiments are not all complete
 
 __all__ = ["PAPER_PLAN", "REPORT_PLAN", "BudgetResults", "write_report"]
 
@@ -39,6 +43,7 @@ class BudgetResults:
     saved: set[str] = field(default_factory=set)  # datasets read from an earlier report's JSON
     wall: dict[str, dict] = field(default_factory=dict)  # dataset -> read_wall_time
     finished_runs: dict[str, int] = field(default_factory=dict)  # dataset -> runs finished under --out
+    partial: dict[str, list[dict]] = field(default_factory=dict)  # dataset -> finished runs of an unfinished budget
 
     def asset(self, dataset: str) -> str:
         """The folder under docs/results/ holding this budget's files for ``dataset``."""
@@ -79,6 +84,27 @@ def _collect(res: BudgetResults, out, assets: Path, data_root, quiet: bool, seed
         res.records[dataset] = recs
         res.wall[dataset] = read_wall_time(folder / WALL_TIME)
         res.finished_runs[dataset] = len(list(runner.runs_dir.glob("*/summary.json")))
+        if not res.ci and res.missing(dataset):
+            res.partial[dataset] = _finished_runs(runner, folder)
+
+
+def _finished_runs(runner: Runner, folder: Path) -> list[dict]:
+    """One row per finished run of a budget that is not complete yet, saved beside its other files (``partial.json``)
+    so a later report without the runs still shows them."""
+    saved = folder / PARTIAL
+    rows = []
+    for path in sorted(runner.runs_dir.glob("*/summary.json")):
+        data = json.loads(path.read_text())
+        s, spec = RunSummary.from_json(data), data.get("spec", {})
+        rows.append(dict(run=path.parent.name, method=s.run, seed=spec.get("seed"), th_init=spec.get("th_init"),
+                         tau=spec.get("tau"), scale=spec.get("scale"), lr_th=spec.get("lr_th"), status=s.status,
+                         epochs=s.epochs_completed, test_accuracy=s.test_accuracy, dead_percent=list(s.dead_percent),
+                         active_fraction=list(s.active_fraction),
+                         output_threshold_mean=s.thresholds[-1].mean if s.thresholds else None))
+    if rows:
+        write_json(saved, dict(runs=rows))
+        return rows
+    return json.loads(saved.read_text())["runs"] if saved.exists() else []
 
 
 def write_report(out: str | Path = "runs/reproduce", docs: str | Path = "docs", budget: str | Budget = "quick",
