@@ -9,12 +9,15 @@ same `nmnist-sim` batches (``bench_kinds.py``). ``--scaling`` (``bench_scaling.p
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
+import os
 import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -22,6 +25,7 @@ import torch
 
 from .bench_kinds import BUILDERS, PEERS, available, saved_bytes
 from .data import load_dataset
+from .data.base import SpikeBatch
 from .loss import fir_kernel
 
 __all__ = ["format_bench", "run_bench", "run_child", "worker"]
@@ -84,6 +88,20 @@ def _batches(batch_size: int, count: int, time_steps: int):
     return [data.batch(order[k * batch_size:(k + 1) * batch_size]) for k in range(count)], data.num_channels
 
 
+def prepare_batches(batch_size: int, count: int, time_steps: int, folder: str) -> str:
+    """Write the batches once for all child processes (every kind gets the very same ones); the file's path."""
+    path = os.path.join(folder, f"batches-{time_steps}-{batch_size}-{count}.pt")
+    if not os.path.exists(path):
+        data, channels = _batches(batch_size, count, time_steps)
+        torch.save({"batches": [dataclasses.asdict(b) for b in data], "channels": channels}, path)
+    return path
+
+
+def _load_batches(path: str, count: int):
+    saved = torch.load(path, weights_only=False)
+    return [SpikeBatch(**b) for b in saved["batches"][:count]], saved["channels"]
+
+
 def _trainer_step(forward, optimizer, device):
     """Forward, backward and Adam step of a kind (``bench_kinds``), on ``device``."""
     def step(batch):
@@ -112,7 +130,7 @@ def _time_steps(step, batches, device) -> float:
 
 
 def worker(kind: str, batches: int, batch_size: int, device_name: str, measure: str = "speed",
-           time_steps: int = 300, hidden: int = 500) -> dict:
+           time_steps: int = 300, hidden: int = 500, data_file: str | None = None) -> dict:
     """Measure one kind in this process: samples/s (``measure="speed"``), or peak memory and the bytes autograd
     keeps for backward per neuron-step (``"memory"``) on the 2312-hidden-hidden-10 network.
 
@@ -124,7 +142,10 @@ def worker(kind: str, batches: int, batch_size: int, device_name: str, measure: 
         _fixed_mmap_threshold()
     torch.manual_seed(0)
     device = torch.device(device_name)
-    data, channels = _batches(batch_size, batches + WARMUP, time_steps)
+    if data_file:
+        data, channels = _load_batches(data_file, batches + WARMUP)
+    else:
+        data, channels = _batches(batch_size, batches + WARMUP, time_steps)
     sizes = [channels, hidden, hidden, 10]
     kernel = fir_kernel(device=device)
     _warm_imports(kind, device)
@@ -145,10 +166,10 @@ def worker(kind: str, batches: int, batch_size: int, device_name: str, measure: 
 
 
 def run_child(kind: str, batches: int, batch_size: int, device: str, measure: str = "speed", time_steps: int = 300,
-              hidden: int = 500) -> dict:
+              hidden: int = 500, data_file: str | None = None) -> dict:
     """``worker`` in a fresh process: python -m engine.bench '{json arguments}'."""
     spec = dict(kind=kind, batches=batches, batch_size=batch_size, device_name=device, measure=measure,
-                time_steps=time_steps, hidden=hidden)
+                time_steps=time_steps, hidden=hidden, data_file=data_file)
     proc = subprocess.run([sys.executable, "-m", "engine.bench", json.dumps(spec)], capture_output=True, text=True,
                           check=False)
     if proc.returncode != 0:
@@ -194,19 +215,26 @@ def run_bench(rounds: int = 3, batches: int = 4, batch_size: int = 32, snntorch:
             notes.append(f"{peer} is not installed: row skipped"
                          + (f" ({SPIKINGJELLY_INSTALL})" if peer == "spikingjelly" else ' (pip install -e ".[bench]")'))
     kinds = [k for k in KINDS if wanted.get(k, True) and available(k)]
+    load_before = os.getloadavg()[0]
     runs: dict[str, list[dict]] = {k: [] for k in kinds}
-    for r in range(rounds):
-        for kind in kinds[r % len(kinds):] + kinds[:r % len(kinds)]:
-            progress(f"round {r + 1}/{rounds}: {kind}")
-            runs[kind].append(run_child(kind, batches, batch_size, "cpu", time_steps=time_steps))
-    memory = {}
-    for kind in kinds:
-        progress(f"memory: {kind}")
-        memory[kind] = run_child(kind, 1, batch_size, "cpu", "memory", time_steps)
+    with tempfile.TemporaryDirectory() as folder:
+        data = prepare_batches(batch_size, 4 * batches + WARMUP, time_steps, folder)
+        for r in range(rounds):
+            for kind in kinds[r % len(kinds):] + kinds[:r % len(kinds)]:
+                progress(f"round {r + 1}/{rounds}: {kind}")
+                runs[kind].append(run_child(kind, batches, batch_size, "cpu", time_steps=time_steps, data_file=data))
+        memory = {}
+        for kind in kinds:
+            progress(f"memory: {kind}")
+            memory[kind] = run_child(kind, 1, batch_size, "cpu", "memory", time_steps, data_file=data)
+        if torch.cuda.is_available():
+            progress("cuda")
+            cuda = [run_child(k, batches * 4, batch_size, "cuda", time_steps=time_steps, data_file=data) for k in kinds]
     rate = {k: [x["samples_per_s"] for x in v] for k, v in runs.items()}
     med = {k: statistics.median(v) for k, v in rate.items()}
     result = dict(network="2312-500-500-10", time_steps=time_steps, batch_size=batch_size, rounds=rounds,
-                  batches_per_round=batches, threads=torch.get_num_threads(), notes=notes,
+                  batches_per_round=batches, threads=torch.get_num_threads(), cpus=os.cpu_count(), notes=notes,
+                  load_average=[round(load_before, 2), round(os.getloadavg()[0], 2)],
                   samples_per_s=med["rouser"], samples_per_s_spread=_spread(rate["rouser"]),
                   peak_rss_mb=memory["rouser"]["peak_rss_mb"], training_mb=memory["rouser"]["training_mb"],
                   bytes_per_neuron_step=memory["rouser"]["bytes_per_neuron_step"],
@@ -225,8 +253,6 @@ def run_bench(rounds: int = 3, batches: int = 4, batch_size: int = 32, snntorch:
                        f"training_memory_ratio_vs_{peer}": memory["rouser"]["training_mb"] / m["training_mb"],
                        f"{peer}_setup": PEERS[peer][1]})
     if torch.cuda.is_available():
-        progress("cuda")
-        cuda = [run_child(k, batches * 4, batch_size, "cuda", time_steps=time_steps) for k in kinds]
         result["cuda"] = {x["kind"]: dict(samples_per_s=x["samples_per_s"], peak_cuda_mb=x.get("peak_cuda_mb")) for x in cuda}
         result["cuda_device"] = torch.cuda.get_device_name(0)
     if quick:
@@ -241,7 +267,8 @@ def run_bench(rounds: int = 3, batches: int = 4, batch_size: int = 32, snntorch:
 
 def format_bench(r: dict) -> str:
     lines = [f"network {r['network']}, T = {r['time_steps']}, batch {r['batch_size']}, {r['threads']} threads, "
-             f"median of {r['rounds']} interleaved rounds [lowest, highest round]",
+             f"median of {r['rounds']} interleaved rounds [lowest, highest round]; load average "
+             f"{r['load_average'][0]:.1f} before, {r['load_average'][1]:.1f} after the rounds ({r['cpus']} CPUs)",
              f"{'':<14}{'samples/s':>11}{'spread':>16}{'peak RSS MB':>13}{'training MB':>13}{'B/neuron-step':>15}"]
 
     def row(name, prefix):

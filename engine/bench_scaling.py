@@ -8,11 +8,12 @@ memory available; the table says where it was left out.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import torch
 
-from .bench import run_child
+from .bench import prepare_batches, run_child
 from .bench_kinds import available
 
 __all__ = ["SCALING", "format_scaling", "run_scaling"]
@@ -30,9 +31,9 @@ def _available_mb() -> float:
     return float("inf")
 
 
-def _measure(kind: str, steps: int, batch: int, width: int) -> dict:
-    speed = run_child(kind, 1, batch, "cpu", "speed", steps, width)
-    memory = run_child(kind, 1, batch, "cpu", "memory", steps, width)
+def _measure(kind: str, steps: int, batch: int, width: int, data: str) -> dict:
+    speed = run_child(kind, 1, batch, "cpu", "speed", steps, width, data)
+    memory = run_child(kind, 1, batch, "cpu", "memory", steps, width, data)
     return dict(samples_per_s=speed["samples_per_s"], training_mb=memory["training_mb"],
                 bytes_per_neuron_step=memory["bytes_per_neuron_step"])
 
@@ -41,17 +42,20 @@ def run_scaling(snntorch: bool = True, configs=SCALING, progress=lambda message:
     """Measure the engine (and snntorch where it fits) at each (T, batch, width) of ``configs``."""
     rows, per_unit = [], None  # snntorch's training MB per (T * batch * (inputs + 6 * width)), from a measured row
     peer = snntorch and available("snntorch")
+    folder = tempfile.TemporaryDirectory()
     for steps, batch, width in configs:
         progress(f"scaling: T {steps}, batch {batch}, width {width}")
-        row = dict(time_steps=steps, batch_size=batch, hidden=width, rouser=_measure("rouser", steps, batch, width))
+        data = prepare_batches(batch, 2, steps, folder.name)
+        row = dict(time_steps=steps, batch_size=batch, hidden=width, rouser=_measure("rouser", steps, batch, width, data))
         work = steps * batch * (2312 + 6 * width)
         estimate = None if per_unit is None else per_unit * work
         if peer and (estimate is None or estimate < _available_mb() / 2):
-            row["snntorch"] = _measure("snntorch", steps, batch, width)
+            row["snntorch"] = _measure("snntorch", steps, batch, width, data)
             per_unit = row["snntorch"]["training_mb"] / work
         elif peer:
             row["snntorch_skipped"] = f"estimated {estimate:.0f} MB, over half the memory available"
         rows.append(row)
+    folder.cleanup()
     notes = [] if peer or not snntorch else ['snntorch is not installed: its columns are empty (pip install -e ".[bench]")']
     return dict(rows=rows, threads=torch.get_num_threads(), notes=notes)
 
