@@ -19,7 +19,8 @@ __all__ = ["lif_layer"]
 
 
 class _LIFLayer(torch.autograd.Function):
-    """Forward: x = S W^T, then eqs 1-3. Backward: x and V recomputed, BPTT, dL/dW from the spike store."""
+    """Forward: x = S W^T, then eqs 1-3. Backward: x and V recomputed, BPTT, dL/dW from the spike store, dL/dS_in =
+    dL/dx W (dense)."""
 
     @staticmethod
     def forward(ctx, weight, threshold, spikes, store, steps: int, params: NeuronParams):
@@ -41,11 +42,19 @@ class _LIFLayer(torch.autograd.Function):
     def backward(ctx, grad_spikes, grad_voltage):
         weight, threshold, *saved = ctx.saved_tensors
         store = ctx.rebuild(saved).for_backward()
-        grad_x, grad_threshold = _recompute_backward(store, weight, threshold, grad_spikes, grad_voltage, ctx.steps,
-                                                     ctx.params)
-        flat = grad_x.view(-1, weight.shape[0])
-        grad_weight = store.weight_grad(flat) if ctx.needs_input_grad[0] else None
-        grad_spikes_in = linear(flat, weight.t()).view(ctx.spikes_shape) if ctx.needs_input_grad[2] else None
+        want_w, want_in = ctx.needs_input_grad[0], ctx.needs_input_grad[2]
+        kernel = _spike_kernel(store)
+        if kernel is not None:
+            grad_x, grad_threshold, grad_weight = _spike_backward(kernel, store, weight, threshold, grad_spikes,
+                                                                  grad_voltage, ctx.steps, ctx.params, want_in, want_w)
+        else:
+            x = store.product(weight).view(ctx.steps, -1, weight.shape[0])  # eq 1 again
+            grad_x, grad_threshold = scan_backward(x, threshold, grad_spikes, grad_voltage, ctx.params, recompute=True)
+            del x
+            grad_weight = store.weight_grad(grad_x.view(-1, weight.shape[0])) if want_w else None
+        grad_spikes_in = None
+        if want_in:
+            grad_spikes_in = linear(grad_x.view(-1, weight.shape[0]), weight.t()).view(ctx.spikes_shape)
         if threshold.dim() == 0:
             grad_threshold = grad_threshold.sum()
         return grad_weight, grad_threshold, grad_spikes_in, None, None, None
@@ -56,19 +65,16 @@ def _spike_kernel(store):
     return cpu_kernel() if isinstance(store, SpikeMatrix) and store.ptr.device.type == "cpu" else None
 
 
-def _recompute_backward(store, weight, threshold, grad_spikes, grad_voltage, steps, p: NeuronParams):
-    """(dL/dx, dL/dTh) with x = S W^T (eq 1) and V (eqs 1-3) rerun from the stored spikes."""
-    kernel = _spike_kernel(store)
-    if kernel is None:
-        x = store.product(weight).view(steps, -1, weight.shape[0])  # eq 1 again
-        return scan_backward(x, threshold, grad_spikes, grad_voltage, p, recompute=True)
+def _spike_backward(kernel, store, weight, threshold, grad_spikes, grad_voltage, steps, p: NeuronParams, want_x, want_w):
+    """(dL/dx or None, dL/dTh, dL/dW or None) from the CSR spikes, x and V rerun inside the kernel; dL/dW is summed
+    there while dL/dx is in cache, and dL/dx is kept only when the layer below needs it."""
     n, batch = weight.shape[0], store.shape[0] // steps
-    grad_x, per_row = kernel.lif_backward_spikes(
+    grad_x, per_row, grad_wt = kernel.lif_backward_spikes(
         store.ptr, store.idx, weight.t().contiguous(), threshold.expand(n).contiguous(),
         torch.zeros(steps, batch, n, dtype=weight.dtype) if grad_spikes is None else grad_spikes.contiguous(),
         None if grad_voltage is None else grad_voltage.contiguous(), steps, batch, p.current_decay, p.voltage_decay,
-        p.surrogate_tau, p.surrogate_scale, p.reset_grad == "detach")
-    return grad_x, per_row.view(batch, n).sum(0)
+        p.surrogate_tau, p.surrogate_scale, p.reset_grad == "detach", want_x, want_w)
+    return grad_x if want_x else None, per_row.view(batch, n).sum(0), grad_wt.t() if want_w else None
 
 
 def lif_layer(store: SpikeMatrix | SpikeBits, weight: torch.Tensor, threshold: torch.Tensor, params: NeuronParams,

@@ -22,6 +22,11 @@ static void spike_scan_item(const int64_t* ptr, const int32_t* idx, const T* wt,
     v[q] = zero;
   }
   for (int64_t t = 0; t < steps; ++t) {
+    if (t + PREFETCH_STEPS < steps) {  // this sample's rows of the CSR matrix lie batch rows apart
+      const int64_t ahead = (t + PREFETCH_STEPS - 1) * batch + b;
+      __builtin_prefetch(ptr + ahead);
+      if (t >= 2) __builtin_prefetch(idx + ptr[ahead - 2 * batch]);
+    }
     if (t > 0) {
       const int64_t r = (t - 1) * batch + b;
       gather_sum<T, NV, PART>(x, idx, ptr[r], ptr[r + 1], wt, n, c0, part);  // x[t-1] (eq 1's input)
@@ -83,14 +88,33 @@ std::vector<torch::Tensor> lif_forward_spikes(torch::Tensor ptr, torch::Tensor i
   return {s, v};
 }
 
-// Backward from the input spikes: each work item reruns eqs 1-3 (x included) into a buffer of its own, then
-// runs backward_block on it. {grad_x (steps, batch, n), per-(sample, neuron) threshold gradient (batch * n)}.
+// acc[idx[k], 0:w] += g[0:w] for the spikes k0..k1 (one row of the input's CSR matrix).
+template <typename T, int NV, bool PART>
+static inline void scatter_row(T* acc, int64_t width, const int32_t* idx, int64_t k0, int64_t k1, const T* g, int64_t part) {
+  typedef typename Vec<T>::type V;
+  constexpr int64_t L = Vec<T>::lanes;
+  V gv[NV + 1];
+  for (int q = 0; q < NV; ++q) gv[q] = *(const V*)(g + q * L);
+  if (PART) gv[NV] = Vec<T>::load_part(g + NV * L, part);
+  for (int64_t k = k0; k < k1; ++k) {
+    T* a = acc + (int64_t)idx[k] * width;
+    for (int q = 0; q < NV; ++q) *(V*)(a + q * L) += gv[q];
+    if (PART) Vec<T>::store_part(a + NV * L, Vec<T>::load_part(a + NV * L, part) + gv[NV], part);
+  }
+}
+
+// Backward from the input spikes. Threads take column chunks of neurons; for each sample a chunk reruns eqs 1-3
+// (x included) into a buffer, runs backward_block into a second one, then adds dL/dx[t] into the weight
+// gradient's rows of the spikes of step t (dL/dW^T = S^T dL/dx) while it is in cache, and copies it out only
+// when asked (hidden layers need it for dL/dS_in). {grad_x or empty, per-(sample, neuron) dL/dTh (batch * n),
+// (dL/dW)^T (in, n) or empty}.
 std::vector<torch::Tensor> lif_backward_spikes(torch::Tensor ptr, torch::Tensor idx, torch::Tensor wt, torch::Tensor th,
                                                torch::Tensor gs, c10::optional<torch::Tensor> gv, int64_t steps,
                                                int64_t batch, double ai, double av, double tau, double scale,
-                                               bool detach) {
-  const int64_t n = wt.size(1), rows = batch * n;
-  auto gx = torch::empty({steps, batch, n}, wt.options());
+                                               bool detach, bool want_gx, bool want_gw) {
+  const int64_t n_in = wt.size(0), n = wt.size(1), rows = batch * n;
+  auto gx = want_gx ? torch::empty({steps, batch, n}, wt.options()) : torch::empty({0}, wt.options());
+  auto gw = want_gw ? torch::zeros({n_in, n}, wt.options()) : torch::empty({0}, wt.options());
   auto gth = torch::empty({rows}, wt.options());
   AT_DISPATCH_FLOATING_TYPES(wt.scalar_type(), "lif_backward_spikes", [&] {
     using T = scalar_t;
@@ -100,21 +124,36 @@ std::vector<torch::Tensor> lif_backward_spikes(torch::Tensor ptr, torch::Tensor 
     const T* hp = th.data_ptr<T>();
     const T* g = gv ? gv->data_ptr<T>() : nullptr;
     const T* gsp = gs.data_ptr<T>();
-    T* gxp = gx.data_ptr<T>();
+    T* gxp = want_gx ? gx.data_ptr<T>() : nullptr;
+    T* gwp = want_gw ? gw.data_ptr<T>() : nullptr;
     T* gthp = gth.data_ptr<T>();
     const T a_i = (T)ai, a_v = (T)av, steep = (T)tau, k = (T)(scale / tau);
-    const int64_t cw = 4 * Vec<T>::lanes;
-    for_items<T>(batch, n, 1, [&]<int NV, bool PART>(int64_t b, int64_t c0, int64_t w) {
-      thread_local std::vector<T> buf;
-      buf.resize(steps * cw);
-      spike_scan_item<T, NV, PART>(pp, ip, wp, hp, buf.data(), cw, nullptr, 0, steps, batch, n, b, c0,
-                                   w % Vec<T>::lanes, a_i, a_v);
-      const int64_t lo = b * n + c0;
-      if (g && detach) backward_block<T, true, true>(buf.data(), cw, hp, gsp, g, gxp, gthp, steps, rows, n, lo, w, a_i, a_v, steep, k);
-      else if (g) backward_block<T, true, false>(buf.data(), cw, hp, gsp, g, gxp, gthp, steps, rows, n, lo, w, a_i, a_v, steep, k);
-      else if (detach) backward_block<T, false, true>(buf.data(), cw, hp, gsp, g, gxp, gthp, steps, rows, n, lo, w, a_i, a_v, steep, k);
-      else backward_block<T, false, false>(buf.data(), cw, hp, gsp, g, gxp, gthp, steps, rows, n, lo, w, a_i, a_v, steep, k);
+    constexpr int64_t L = Vec<T>::lanes, cw = 4 * L;
+    const int64_t chunks = (n + cw - 1) / cw;
+    at::parallel_for(0, chunks, 1, [&](int64_t lo_c, int64_t hi_c) {
+      std::vector<T> vbuf(steps * cw), gbuf(steps * cw);
+      for (int64_t c = lo_c; c < hi_c; ++c) {
+        const int64_t c0 = c * cw, w = std::min(cw, n - c0);
+        with_chunk_shape(w / L, w % L != 0, [&]<int NV, bool PART>() {
+          for (int64_t b = 0; b < batch; ++b) {
+            spike_scan_item<T, NV, PART>(pp, ip, wp, hp, vbuf.data(), cw, nullptr, 0, steps, batch, n, b, c0, w % L, a_i,
+                                         a_v);
+            const int64_t lo = b * n + c0;
+            T* gb = gbuf.data();
+            if (g && detach) backward_block<T, true, true>(vbuf.data(), cw, hp, gsp, g, gb, cw, gthp, steps, rows, n, lo, w, a_i, a_v, steep, k);
+            else if (g) backward_block<T, true, false>(vbuf.data(), cw, hp, gsp, g, gb, cw, gthp, steps, rows, n, lo, w, a_i, a_v, steep, k);
+            else if (detach) backward_block<T, false, true>(vbuf.data(), cw, hp, gsp, g, gb, cw, gthp, steps, rows, n, lo, w, a_i, a_v, steep, k);
+            else backward_block<T, false, false>(vbuf.data(), cw, hp, gsp, g, gb, cw, gthp, steps, rows, n, lo, w, a_i, a_v, steep, k);
+            for (int64_t t = 0; t < steps; ++t) {
+              if (gxp) std::copy(gb + t * cw, gb + t * cw + w, gxp + t * rows + lo);
+              const int64_t r = t * batch + b;
+              if (gwp && pp[r] != pp[r + 1])
+                scatter_row<T, NV, PART>(gwp + c0, n, ip, pp[r], pp[r + 1], gb + t * cw, w % L);
+            }
+          }
+        });
+      }
     });
   });
-  return {gx, gth};
+  return {gx, gth, gw};
 }
