@@ -166,7 +166,7 @@ class RouserNetwork(nn.Module):
         """Spikes (T, batch, neurons) of every layer, input layer excluded."""
         spikes, out = batch, []
         for layer in self.layers:
-            spikes, _ = layer(spikes, self.input_mode)
+            spikes = layer(spikes, self.input_mode)[0]  # V is let go at once: one layer's fewer in memory
             out.append(spikes)
         return out
 
