@@ -7,9 +7,11 @@ Absolute imports: the hooks must share `rouser_app.worker`'s run registry with t
 
 
 def on_server_loaded(server_context) -> None:
-    from rouser_app.serving import quiet_closed_sockets
+    """No tracebacks in the log for browsers that went away (see `rouser_app.serving`)."""
+    from rouser_app.serving import quiet_closed_sockets, tolerate_dropped_connections
 
     quiet_closed_sockets()
+    tolerate_dropped_connections()
 
 
 def on_session_destroyed(session_context) -> None:

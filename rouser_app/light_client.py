@@ -84,15 +84,16 @@ class ServerProcess:
     def rss_mib(self) -> float:
         return rss_mib(self.proc.pid)
 
-    def wait_rss_settled(self, timeout: float = 60.0, quiet_s: float = 10.0) -> float:
-        """RSS once it has not fallen for ``quiet_s`` (closed sessions are freed 15-25 s after closing)."""
+    def wait_rss_settled(self, timeout: float = 60.0, quiet_s: float = 10.0, min_s: float = 30.0) -> float:
+        """RSS once at least ``min_s`` have passed and it has not fallen for ``quiet_s`` (with `python -m
+        rouser_app`'s cleanup, a closed session is freed 15-25 s after it closed)."""
         began, low, low_at = time.perf_counter(), self.rss_mib(), time.perf_counter()
         while time.perf_counter() - began < timeout:
             time.sleep(1.0)
             now = self.rss_mib()
             if now < low - 1:
                 low, low_at = now, time.perf_counter()
-            elif time.perf_counter() - low_at > quiet_s and time.perf_counter() - began > 30:
+            elif time.perf_counter() - low_at > quiet_s and time.perf_counter() - began > min_s:
                 break
         return self.rss_mib()
 

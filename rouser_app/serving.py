@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import functools
 import gc
 import logging
 
 import panel as pn
 
-__all__ = ["SESSION_CLEANUP", "browser_gone", "quiet_closed_sockets", "release_memory", "schedule_release"]
+__all__ = ["SESSION_CLEANUP", "browser_gone", "quiet_closed_sockets", "release_memory", "schedule_release",
+           "tolerate_dropped_connections"]
 
 # panel/bokeh serve flags (milliseconds): a session without a browser is destroyed 15-25 s after it disconnects
 SESSION_CLEANUP = {"--check-unused-sessions": "10000", "--unused-session-lifetime": "15000"}
@@ -65,6 +67,32 @@ def quiet_closed_sockets(loop: asyncio.AbstractEventLoop | None = None) -> None:
             loop.default_exception_handler(context)
 
     loop.set_exception_handler(handler)
+
+
+def tolerate_dropped_connections() -> None:
+    """No traceback when a tab closes while Bokeh's keep-alive pings it.
+
+    A ping that fails on a closing socket makes Bokeh drop the connection from its session at once; when Tornado
+    then calls the handler's ``on_close``, Bokeh asserts the connection still has its session and the log shows
+    "Uncaught exception GET /rouser_app/ws ... AssertionError". The connection is gone either way: such an
+    ``on_close`` only logs the close.
+    """
+    from bokeh.server.views.ws import WSHandler
+
+    original = WSHandler.on_close
+    if getattr(original, "_tolerates_dropped", False):
+        return
+
+    @functools.wraps(original)
+    def on_close(self) -> None:
+        connection = getattr(self, "connection", None)
+        if connection is not None and getattr(connection, "_session", None) is None:
+            log.info("WebSocket connection closed (already dropped after a failed keep-alive ping)")
+            return
+        original(self)
+
+    on_close._tolerates_dropped = True
+    WSHandler.on_close = on_close
 
 
 def release_memory() -> None:

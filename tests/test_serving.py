@@ -121,6 +121,28 @@ def test_writes_to_a_closed_browser_are_not_reported_as_tracebacks(caplog):
     assert "closed browser connection" in caplog.text
 
 
+def test_a_connection_dropped_by_a_failed_ping_closes_without_an_assertion(monkeypatch):
+    from bokeh.server.views.ws import WSHandler
+
+    calls = []
+    monkeypatch.setattr(WSHandler, "on_close", lambda self: calls.append(self))
+    serving.tolerate_dropped_connections()
+    serving.tolerate_dropped_connections()  # once only
+
+    class Connection:
+        def __init__(self, session):
+            self._session = session
+
+    class Handler:
+        def __init__(self, session):
+            self.connection = Connection(session)
+
+    WSHandler.on_close(Handler(None))  # dropped already: Bokeh's own on_close would fail its assertion
+    live = Handler(object())
+    WSHandler.on_close(live)
+    assert calls == [live]
+
+
 def test_python_m_rouser_app_sets_the_unused_session_cleanup(monkeypatch):
     import panel.command
 
