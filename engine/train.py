@@ -216,7 +216,7 @@ class Trainer:
                 indices = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
                 result = self._train_batch(train, indices, activity, epoch + 1, b + 1, num_batches)
                 if result is None:
-                    yield Event.error(self.name, self._nan_message(epoch, b))
+                    yield Event.error(self.name, _nan_message(self, epoch, b))
                     return
                 correct += result.correct
                 seen += len(indices)
@@ -271,26 +271,28 @@ class Trainer:
         raster = probe_raster(probe) if every and (self.step - 1) % every == 0 else None
         return BatchResult(record, int(correct), raster)
 
-    def _nan_message(self, epoch: int, batch: int) -> str:
-        kept = f"; the last good checkpoint (epoch {self.epoch}) is kept in {self.out}" if self.out else ""
-        neuron = self.config.neuron()
-        highest = max(float(t.detach().max()) for t in self.model.thresholds())
-        if neuron.reset_grad == "full" and highest >= neuron.max_stable_threshold:
-            cause = (f"likely cause: gradients through the reset grow without bound once Th * s / tau >= 1 + a_v "
-                     f"(Th up to {highest:.3g}, bounded below {neuron.max_stable_threshold:.3g}); lower s (--scale), "
-                     f"raise tau (--tau), or use --reset-grad detach")
-        else:
-            cause = ("likely cause: too large a step for the weights or thresholds, or gradients through the reset "
-                     "growing over the time steps; lower --lr/--lr-th or s (--scale), raise tau (--tau), "
-                     "or use --reset-grad detach")
-        return f"loss or gradients became NaN or infinite at epoch {epoch + 1}, batch {batch + 1}{kept}; {cause}"
-
     def summary(self, status: str, seconds: float) -> RunSummary:
         """The run's outcome: accuracy, dead neurons and thresholds per layer, config and provenance."""
         return RunSummary.from_history(
             self.history, run=self.name, status=status, epochs_completed=self.epoch, seconds=round(seconds, 3),
             sizes=tuple(self.sizes), dataset=self.dataset.name, time_steps=self.dataset.time_steps,
             thresholds=threshold_stats(self.model.thresholds()), config=self.config.to_dict(), provenance=self.provenance)
+
+
+def _nan_message(trainer: Trainer, epoch: int, batch: int) -> str:
+    """The one-line error for a run whose loss or gradients stopped being finite, with the likely cause."""
+    kept = f"; the last good checkpoint (epoch {trainer.epoch}) is kept in {trainer.out}" if trainer.out else ""
+    neuron = trainer.config.neuron()
+    highest = max(float(t.detach().max()) for t in trainer.model.thresholds())
+    if neuron.reset_grad == "full" and highest >= neuron.max_stable_threshold:
+        cause = (f"likely cause: gradients through the reset grow without bound once Th * s / tau >= 1 + a_v "
+                 f"(Th up to {highest:.3g}, bounded below {neuron.max_stable_threshold:.3g}); lower s (--scale), "
+                 f"raise tau (--tau), or use --reset-grad detach")
+    else:
+        cause = ("likely cause: too large a step for the weights or thresholds, or gradients through the reset "
+                 "growing over the time steps; lower --lr/--lr-th or s (--scale), raise tau (--tau), "
+                 "or use --reset-grad detach")
+    return f"loss or gradients became NaN or infinite at epoch {epoch + 1}, batch {batch + 1}{kept}; {cause}"
 
 
 def compare(config: TrainConfig, out: str | Path | None = None, dataset: SpikeDataset | None = None,

@@ -96,10 +96,10 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_pa
 
 def test_the_nan_message_names_the_reset_bound_when_thresholds_cross_it():
     """Th * s / tau >= 1 + a_v under reset_grad full: the message names that cause and its three remedies."""
-    message = Trainer(TINY.with_(th_init=8.0))._nan_message(0, 0)
+    message = train_module._nan_message(Trainer(TINY.with_(th_init=8.0)), 0, 0)
     assert "Th * s / tau >= 1 + a_v" in message and "(Th up to 8" in message
     assert "lower s" in message and "raise tau" in message and "--reset-grad detach" in message
-    assert "1 + a_v" not in Trainer(TINY.with_(th_init=8.0, reset_grad="detach"))._nan_message(0, 0)
+    assert "1 + a_v" not in train_module._nan_message(Trainer(TINY.with_(th_init=8.0, reset_grad="detach")), 0, 0)
 
 
 def test_exploding_weights_are_reported_not_trained_on():
