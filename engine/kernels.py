@@ -25,7 +25,7 @@ __all__ = ["cpu_kernel", "kernel_error"]
 _SOURCES = [Path(__file__).with_name(name) for name in ("lif_kernel.cpp", "spike_kernel.cpp", "spike_scan.cpp")]
 _FUNCTIONS = ["lif_forward", "lif_backward", "spike_product", "spike_weight_grad", "dense_to_csr", "pairs_to_csr",
               "lif_forward_spikes", "lif_backward_spikes"]
-_VERSION = 11
+_VERSION = 15
 
 _lock = threading.Lock()
 _module = None

@@ -103,7 +103,8 @@ static inline void scatter_row(T* acc, int64_t width, const int32_t* idx, int64_
   }
 }
 
-// Backward from the input spikes. Threads take column chunks of neurons; for each sample a chunk reruns eqs 1-3
+// Backward from the input spikes. Threads take column chunks of neurons (and parts of the batch when there are
+// fewer chunks than threads); for each sample a chunk reruns eqs 1-3
 // (x included) into a buffer, runs backward_block into a second one, then adds dL/dx[t] into the weight
 // gradient's rows of the spikes of step t (dL/dW^T = S^T dL/dx) while it is in cache, and copies it out only
 // when asked (hidden layers need it for dL/dS_in). {grad_x or empty, per-(sample, neuron) dL/dTh (batch * n),
@@ -129,13 +130,17 @@ std::vector<torch::Tensor> lif_backward_spikes(torch::Tensor ptr, torch::Tensor 
     T* gthp = gth.data_ptr<T>();
     const T a_i = (T)ai, a_v = (T)av, steep = (T)tau, k = (T)(scale / tau);
     constexpr int64_t L = Vec<T>::lanes, cw = 4 * L;
-    const int64_t chunks = (n + cw - 1) / cw;
-    at::parallel_for(0, chunks, 1, [&](int64_t lo_c, int64_t hi_c) {
+    const int64_t chunks = (n + cw - 1) / cw, threads = at::get_num_threads();
+    // Fewer chunks than threads (narrow layers): the samples are split too, each part summing dL/dW on its own.
+    const int64_t parts = chunks >= threads ? 1 : std::min<int64_t>(batch, (threads + chunks - 1) / chunks);
+    std::vector<T> own(gwp && parts > 1 ? (parts - 1) * n_in * n : 0, T(0));
+    at::parallel_for(0, chunks * parts, 1, [&](int64_t lo_u, int64_t hi_u) {
       std::vector<T> vbuf(steps * cw), gbuf(steps * cw);
-      for (int64_t c = lo_c; c < hi_c; ++c) {
-        const int64_t c0 = c * cw, w = std::min(cw, n - c0);
+      for (int64_t u = lo_u; u < hi_u; ++u) {
+        const int64_t c = u / parts, part = u % parts, c0 = c * cw, w = std::min(cw, n - c0);
+        T* acc = part == 0 ? gwp : own.data() + (part - 1) * n_in * n;
         with_chunk_shape(w / L, w % L != 0, [&]<int NV, bool PART>() {
-          for (int64_t b = 0; b < batch; ++b) {
+          for (int64_t b = part * batch / parts; b < (part + 1) * batch / parts; ++b) {
             spike_scan_item<T, NV, PART>(pp, ip, wp, hp, vbuf.data(), cw, nullptr, 0, steps, batch, n, b, c0, w % L, a_i,
                                          a_v);
             const int64_t lo = b * n + c0;
@@ -148,12 +153,17 @@ std::vector<torch::Tensor> lif_backward_spikes(torch::Tensor ptr, torch::Tensor 
               if (gxp) std::copy(gb + t * cw, gb + t * cw + w, gxp + t * rows + lo);
               const int64_t r = t * batch + b;
               if (gwp && pp[r] != pp[r + 1])
-                scatter_row<T, NV, PART>(gwp + c0, n, ip, pp[r], pp[r + 1], gb + t * cw, w % L);
+                scatter_row<T, NV, PART>(acc + c0, n, ip, pp[r], pp[r + 1], gb + t * cw, w % L);
             }
           }
         });
       }
     });
+    for (int64_t part = 1; part < parts && gwp; ++part)  // the parts' sums, in a fixed order
+      at::parallel_for(0, n_in * n, 4096, [&](int64_t lo, int64_t hi) {
+        const T* o = own.data() + (part - 1) * n_in * n;
+        for (int64_t i = lo; i < hi; ++i) gwp[i] += o[i];
+      });
   });
   return {gx, gth, gw};
 }
