@@ -57,7 +57,7 @@ class ServerProcess:
         self.proc: subprocess.Popen | None = None
         self.startup_s = None
 
-    def start(self, timeout: float = 120.0) -> "ServerProcess":
+    def start(self, timeout: float = 240.0) -> "ServerProcess":
         began = time.perf_counter()
         self.runs.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "w") as log:
@@ -178,6 +178,7 @@ class LightSession:
         self.statuses: list[tuple[float, str]] = []
         self.plot_steps: list[tuple[float, int]] = []
         self.session = self.watch = None
+        self._open = False
         self._thread = threading.Thread(target=self._serve, name="rouser-light-session", daemon=True)
         self._thread.start()
 
@@ -189,7 +190,7 @@ class LightSession:
 
     @property
     def connected(self) -> bool:
-        return self.session is not None and self.session.connected
+        return self._open
 
     @property
     def status(self) -> str:
@@ -237,7 +238,7 @@ class LightSession:
         """Close the websocket, as a closed tab does."""
         if self.watch is not None:
             self.watch.stop()
-        if self.session is not None and self.session.connected:
+        if self._open:
             self._on_loop(lambda: self.session.close("tab closed"))
         self._thread.join(10)
 
@@ -249,7 +250,6 @@ class LightSession:
         import panel  # noqa: F401  (registers Panel's models, so its documents deserialise)
         from bokeh.client import pull_session
         from bokeh.events import DocumentReady
-        from tornado.ioloop import PeriodicCallback
 
         began = time.perf_counter()
         try:
@@ -264,9 +264,27 @@ class LightSession:
         status = self._models("rouser-status")[0]
         self._record_status(status.text)
         status.on_change("text", lambda _a, _o, new: self._record_status(new))
-        PeriodicCallback(self._sample_plots, 1000 * self.plot_every).start()
+        self._open = True
         self.loaded.set()
-        self.session._connection.loop_until_closed()
+        try:
+            self.session._connection.io_loop.run_sync(self._receive)
+        finally:
+            self._open = False
+
+    async def _receive(self) -> None:
+        """Apply the server's patches until the socket closes. (bokeh.client's own loop recurses once per message
+        and fails after about a thousand of them; a viewer of a live run receives several per second.)"""
+        from tornado.ioloop import PeriodicCallback
+
+        sampler = PeriodicCallback(self._sample_plots, 1000 * self.plot_every)
+        sampler.start()
+        connection = self.session._connection
+        try:
+            while (message := await connection._pop_message()) is not None:
+                if message.msgtype == "PATCH-DOC":
+                    self.session._handle_patch(message)
+        finally:
+            sampler.stop()
 
     def _models(self, css: str) -> list:
         return [m for m in self.session.document.models if css in (getattr(m, "css_classes", None) or [])]
