@@ -348,7 +348,7 @@ def test_rousing_map_writes_its_tables_heat_maps_and_speeds(tmp_path, capsys):
     assert _summaries(tmp_path) == before
     text = page.read_text()
     assert "#### nmnist-sim: Rousing map" in text and "rousing_map_speeds.csv" in text
-    assert "`frozen weights`" in text and "only the thresholds acted" in text
+    assert "`frozen weights`" in text and "only their thresholds acted" in text
     for image in [line.split("](", 1)[1].rstrip(")") for line in text.splitlines() if "rousing_map" in line and line.startswith("![")]:
         assert (page.parent / image).read_bytes()[:8] == PNG
     shipped = json.loads((tmp_path / "maps" / "nmnist-sim-tiny.json").read_text())

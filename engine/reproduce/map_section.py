@@ -18,31 +18,34 @@ def _speed(entry: dict | None) -> str:
     if not entry:
         return "n/a"
     ratio = entry["ratio"]
-    ratio = "n/a" if ratio is None else ("inf" if math.isinf(ratio) else f"{ratio:.0f}x")
+    ratio = "n/a" if ratio is None else ("inf" if math.isinf(ratio) else f"{ratio:.2g}x")
     return f"{entry['voltage_change']:+.4f} / {entry['threshold_change']:+.4f} ({ratio})"
 
 
+def _sentence(regime: str, name: str, e: dict) -> str:
+    """One measured sentence: which of weights and threshold moved the layer's silent neurons toward firing."""
+    dv, dth, n = e["voltage_change"], e["threshold_change"], e["cells_steps"]
+    head = f"- `{regime}`, {name} ({n} cell-steps): "
+    if dv == 0 and dth == 0:
+        return head + "neither the weights nor the thresholds moved the silent neurons in these steps."
+    if dv == 0:
+        return head + f"the weight updates did not move the silent neurons' voltage at all; only their thresholds acted ({dth:+.4f} per step)."
+    if dv < 0 and dth <= 0:
+        return head + (f"the weights lowered the silent neurons' voltage ({dv:+.4f} per step) and their thresholds rose "
+                       f"({-dth:.4f}): training pushed them further from firing.")
+    if dth <= 0:
+        return head + f"the weights moved the voltage by {dv:+.4f} per step while the thresholds did not fall ({dth:+.4f})."
+    if abs(dv) >= dth:
+        return head + f"weights moved the voltage by {dv:+.4f} per step, the threshold fell by {dth:.4f}: the weights act {abs(dv) / dth:.2g}x faster."
+    return head + f"weights moved the voltage by {dv:+.4f} per step, the threshold fell by {dth:.4f}: the threshold acts {dth / abs(dv):.2g}x faster."
+
+
 def _explanation(rec: dict) -> list[str]:
-    """What the speeds say: where weights move silent neurons faster than thresholds, and where only thresholds act."""
-    speeds, out = rec["speeds"], []
+    """What the speeds say, regime by regime and layer by layer."""
+    speeds = rec["speeds"]
     layers = sorted({k for entry in speeds.values() for k in entry}, key=lambda k: int(k.removeprefix("layer")))
-    n = len(layers)
-    for regime, entry in speeds.items():
-        for key in layers:
-            e = entry.get(key)
-            if not e:
-                continue
-            name = layer_label(int(key.removeprefix("layer")) - 1, n)
-            if e["voltage_change"] == 0:
-                out.append(f"- `{regime}`, {name}: the weight updates did not move the silent neurons' voltage at all "
-                           f"(median 0 over {e['cells_steps']} cell-steps); only the thresholds acted "
-                           f"({e['threshold_change']:+.4f} per step).")
-            elif e["threshold_change"] > 0:
-                faster = "faster" if abs(e["voltage_change"]) > e["threshold_change"] else "slower"
-                out.append(f"- `{regime}`, {name}: weights moved a silent neuron's voltage by "
-                           f"{e['voltage_change']:+.4f} per step, its threshold fell by {e['threshold_change']:+.4f}: "
-                           f"the weights act {abs(e['voltage_change']) / e['threshold_change']:.0f}x {faster}.")
-    return out
+    return [_sentence(regime, layer_label(int(key.removeprefix("layer")) - 1, len(layers)), entry[key])
+            for regime, entry in speeds.items() for key in layers if entry.get(key)]
 
 
 def map_section(dataset: str, rec: dict, asset: str) -> list[str]:
@@ -65,8 +68,8 @@ def map_section(dataset: str, rec: dict, asset: str) -> list[str]:
         rows.append([f"`{name}`", r["description"], f"{r['lr']:g} / {r['lr_th']:g}",
                      str(_count(cells, name, "rouses")), str(_count(cells, name, "partial")),
                      str(len(mine)), str(diverged)])
-    out += [table(["regime", "what changes", "lr / lr_th", "cells where Rouser rouses and fixed stays silent",
-                   "cells where Rouser is ahead", "cells", "diverged runs"], rows), ""]
+    out += [table(["regime", "what changes", "lr / lr_th", "cells: output fully active in every Rouser seed, in no fixed one",
+                   "cells: fully active in more Rouser seeds than fixed ones", "cells", "diverged runs"], rows), ""]
     rousing = [c for c in cells if c["contrast"] != "none"]
     paper_rouses = _count(cells, "paper", "rouses")
     total = sum(c["contrast"] == "rouses" for c in cells)

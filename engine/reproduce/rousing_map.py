@@ -12,6 +12,7 @@ voltage caused by one step's weight update against the change of its threshold.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -202,13 +203,7 @@ def exp_rousing_map(ctx) -> dict:
         cell["config"] = {k: v for k, v in config.items() if k not in ("data_root", "device", "seed")}
         cells.append(cell)
     ctx.csv("rousing_map_runs.csv", rows)
-    speed_rows = []
-    base = ctx.runner.config(cell_spec(grid.regimes[0], grid.th_inits[0], grid.weight_scales[0], "rouser", 0))
-    dataset = ctx.runner.dataset(base)
-    for regime, th, ws in grid.cells():
-        config = ctx.runner.config(cell_spec(regime, th, ws, "rouser", 0))
-        for row in speeds(config, dataset):
-            speed_rows.append(dict(regime=regime, th_init=th, weight_scale=ws, **row))
+    speed_rows = [row for cell in grid.cells() for row in _cell_speeds(ctx.runner, *cell)]
     ctx.csv("rousing_map_speeds.csv", speed_rows)
 
     def draw(path: Path, key: str, title: str):
@@ -226,6 +221,19 @@ def exp_rousing_map(ctx) -> dict:
                 cells=cells, speeds=speed_summary(speed_rows, grid),
                 definition="fully active: every output neuron spiked on the batch; silent: no neuron of the layer "
                            "spiked on the last batch; dead: no spike on any training sample of the last epoch")
+
+
+def _cell_speeds(runner, regime: str, th: float, ws: float) -> list[dict]:
+    """`speeds` of a cell's Rouser run (seed 0), measured once and kept beside its runs (``speeds/<run>.json``)."""
+    spec = cell_spec(regime, th, ws, "rouser", 0)
+    path = runner.root / "speeds" / f"{spec.name}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    config = runner.config(spec)
+    rows = [dict(regime=regime, th_init=th, weight_scale=ws, **row) for row in speeds(config, runner.dataset(config))]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rows))
+    return rows
 
 
 def contrast(cell: dict) -> str:
