@@ -3,11 +3,13 @@
 Starts `python -m rouser_app` on loopback (its defaults: the run cap, session cleanup) with a temporary runs
 folder, and opens light sessions: `bokeh.client` documents that the server builds, updates and cleans up as it
 does for a browser (the client says "document ready" as a browser does once rendered), but that nothing renders.
-For each session count (default 10, then 30) it measures the server's memory with every session idle, then
-while one and two of them train a run, the update latency a viewer sees (a batch's history line written by the
-trainer -> the viewer's status line and plots showing it), how long a new visitor's page takes to load meanwhile,
-and whether every session stayed connected. Finally every run stops and every session closes; the server's memory
+For each session count (default 10, then 30) it measures the server's memory and CPU with every session idle, then
+while one and two of them train a run (the dashboard's default: Rouser beside its fixed-threshold baseline, so a
+step is one batch of each), the update latency a viewer sees (a step's history line written by the trainer -> the
+viewer's status line, and its plots, showing it), how long a new visitor's page takes to load meanwhile, and
+whether every session stayed connected. Finally every run stops and every session closes; the server's memory
 half a minute later is compared with its memory after the first page load, and SIGTERM must stop it with status 0.
+Bounded: at most 60 sessions, loopback only, about ten minutes for 10 and 30 on 2 busy cores.
 """
 
 from __future__ import annotations
@@ -49,15 +51,16 @@ def _open(server: ServerProcess, count: int, sessions: list[LightSession], paral
 
 def _watch_runs(server: ServerProcess, viewers: list[LightSession], seconds: float) -> dict:
     """Let the viewers' runs train for ``seconds``; status and plot latency per update, memory at the end."""
-    first, since = sum(v.watch.step(slowest=True) for v in viewers), time.perf_counter()
+    first, since, cpu = sum(v.watch.step(slowest=True) for v in viewers), time.perf_counter(), server.cpu_seconds()
     time.sleep(seconds)
+    cpu = server.cpu_seconds() - cpu
     status, plots = [], []
     for v in viewers:
         status += v.watch.latencies([s for s in v.status_steps() if s[0] >= since], slowest=True)
         plots += v.watch.latencies([s for s in v.plot_steps if s[0] >= since], slowest=False)
-    batches = sum(v.watch.step(slowest=True) for v in viewers) - first
+    steps = sum(v.watch.step(slowest=True) for v in viewers) - first
     return {"rss_mib": server.rss_mib(), "status_latency": _ms(status), "plot_latency": _ms(plots),
-            "batches_per_s": round(batches / max(seconds, 1e-9), 2)}
+            "steps_per_s": round(steps / seconds, 2), "server_cores": round(cpu / seconds, 2)}
 
 
 def measure(counts=(10, 30), dataset: str | None = None, epochs: int = 50, watch_s: float = 20.0,
@@ -73,14 +76,19 @@ def measure(counts=(10, 30), dataset: str | None = None, epochs: int = 50, watch
         server.start()
         log(f"server up at {server.url} in {server.startup_s:.1f} s")
         first = _open(server, 1, sessions)
+        server.wait_idle()
         time.sleep(settle_s)
         report.update(first_load_s=round(first[0], 2), rss_first_page_mib=server.rss_mib())
         rss_prev, n_prev = report["rss_first_page_mib"], 1
         for count in counts:
+            began = time.perf_counter()
             loads = _open(server, count, sessions)
-            time.sleep(settle_s)
             level = {"sessions": count, "load_s_median": round(statistics.median(loads), 2) if loads else None,
-                     "rss_idle_mib": server.rss_mib()}
+                     "all_loaded_s": round(time.perf_counter() - began, 1)}
+            server.wait_idle()
+            cpu = server.cpu_seconds()
+            time.sleep(settle_s)
+            level.update(rss_idle_mib=server.rss_mib(), idle_server_cores=round((server.cpu_seconds() - cpu) / settle_s, 2))
             level["per_idle_session_mib"] = round((level["rss_idle_mib"] - rss_prev) / max(1, count - n_prev), 1)
             log(f"{count} idle sessions: {level['rss_idle_mib']:.0f} MiB")
             viewers, rss_before = [], level["rss_idle_mib"]
@@ -88,6 +96,7 @@ def measure(counts=(10, 30), dataset: str | None = None, epochs: int = 50, watch
                 viewer = sessions[k - 1]
                 viewer.start_run(epochs, server.runs)
                 viewer.wait_status("running · epoch", timeout=180)
+                time.sleep(2.0)  # past the first batches
                 viewers.append(viewer)
                 m = level[f"{k}_runs"] = _watch_runs(server, viewers, watch_s)
                 m["added_mib"], rss_before = round(m["rss_mib"] - rss_before, 1), m["rss_mib"]
@@ -98,6 +107,7 @@ def measure(counts=(10, 30), dataset: str | None = None, epochs: int = 50, watch
             for viewer in viewers:
                 viewer.stop_run()
                 viewer.wait_status("stopped", "finished", "error")
+            server.wait_idle()
             time.sleep(settle_s)
             level["rss_after_runs_mib"] = server.rss_mib()
             level["disconnected"] = sum(not s.connected for s in sessions)
@@ -119,11 +129,12 @@ def format_report(r: dict) -> str:
              f"first page: loads in {r['first_load_s']} s; server RSS {r['rss_first_page_mib']:.0f} MiB"]
     for lv in r["levels"]:
         lines.append(f"{lv['sessions']} sessions idle: RSS {lv['rss_idle_mib']:.0f} MiB "
-                     f"({lv['per_idle_session_mib']} MiB per idle session), page load median {lv['load_s_median']} s")
+                     f"({lv['per_idle_session_mib']} MiB per idle session), server {lv['idle_server_cores']} cores; "
+                     f"opened 3 at a time: page load median {lv['load_s_median']} s, all in {lv['all_loaded_s']} s")
         for k in (1, 2):
             m = lv[f"{k}_runs"]
             lines.append(f"  {k} run(s) training: RSS {m['rss_mib']:.0f} MiB (+{m['added_mib']} MiB for this "
-                         f"viewer and its run), {m['batches_per_s']} batches/s, "
+                         f"viewer and its run), server {m['server_cores']} cores, {m['steps_per_s']} steps/s, "
                          f"status latency median {m['status_latency'].get('median_ms')} ms "
                          f"(p90 {m['status_latency'].get('p90_ms')}), plot latency median "
                          f"{m['plot_latency'].get('median_ms')} ms (p90 {m['plot_latency'].get('p90_ms')}), "

@@ -84,6 +84,21 @@ class ServerProcess:
     def rss_mib(self) -> float:
         return rss_mib(self.proc.pid)
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU time the server has used so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def wait_idle(self, below: float = 0.15, timeout: float = 120.0) -> float:
+        """Wait until the server uses less than ``below`` of a core over 2 s (pages it owes are built); seconds."""
+        began = time.perf_counter()
+        while time.perf_counter() - began < timeout:
+            used = self.cpu_seconds()
+            time.sleep(2.0)
+            if self.cpu_seconds() - used < 2.0 * below:
+                break
+        return time.perf_counter() - began
+
     def wait_rss_settled(self, timeout: float = 60.0, quiet_s: float = 10.0, min_s: float = 30.0) -> float:
         """RSS once at least ``min_s`` have passed and it has not fallen for ``quiet_s`` (with `python -m
         rouser_app`'s cleanup, a closed session is freed 15-25 s after it closed)."""
