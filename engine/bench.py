@@ -1,8 +1,9 @@
 """`rouser bench`: training throughput and memory of the engine against snntorch, spikingjelly and the dense-GEMM bound.
 
 Each measurement runs in its own child process (so its peak RSS is its own), and the kinds are interleaved
-round by round in one invocation (the order rotating each round), so ratios are measured under the same
-machine load; the report gives the median over rounds and the spread (lowest and highest round). All kinds
+round by round in one invocation (the order rotating each round; speed and memory each round), so ratios are
+measured under the same machine load; the report gives medians over the rounds and the spread of speed
+(lowest and highest round), with the machine's load average. All kinds
 train the paper's NMNIST network (2312-500-500-10, T = 300, batch 32) from the same initial weights on the
 same `nmnist-sim` batches (``bench_kinds.py``). ``--scaling`` (``bench_scaling.py``) varies T, batch and width.
 """
@@ -120,7 +121,7 @@ def _time_steps(step, batches, device) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    _reset_peak()  # the peak counts the timed steps: the warm-up's one-time set-up is not training memory
+    _reset_peak()  # the peak counts the timed steps (what the warm-up set up and kept stays counted)
     start = time.perf_counter()
     for b in batches[WARMUP:]:
         step(b)
@@ -197,6 +198,21 @@ def quick_epoch_seconds() -> dict:
                 quick_bare_step_ms=bare_ms)
 
 
+def _interleave(kinds, rounds, batches, batch_size, time_steps, data, progress) -> tuple[dict, dict]:
+    """Speed and memory of every kind, each in its own process, the kinds' order rotating round by round:
+    ({kind: [speed records]}, {kind: median memory figures over the rounds})."""
+    runs: dict[str, list[dict]] = {k: [] for k in kinds}
+    mem: dict[str, list[dict]] = {k: [] for k in kinds if k != "dense_gemm"}
+    for r in range(rounds):
+        for kind in kinds[r % len(kinds):] + kinds[:r % len(kinds)]:
+            progress(f"round {r + 1}/{rounds}: {kind}")
+            runs[kind].append(run_child(kind, batches, batch_size, "cpu", time_steps=time_steps, data_file=data))
+            if kind in mem:
+                mem[kind].append(run_child(kind, 1, batch_size, "cpu", "memory", time_steps, data_file=data))
+    fields = ("peak_rss_mb", "training_mb", "bytes_per_neuron_step")
+    return runs, {k: {f: statistics.median(x[f] for x in v) for f in fields} for k, v in mem.items()}
+
+
 def _spread(values) -> list[float]:
     return [round(min(values), 3), round(max(values), 3)]
 
@@ -216,17 +232,9 @@ def run_bench(rounds: int = 3, batches: int = 4, batch_size: int = 32, snntorch:
                          + (f" ({SPIKINGJELLY_INSTALL})" if peer == "spikingjelly" else ' (pip install -e ".[bench]")'))
     kinds = [k for k in KINDS if wanted.get(k, True) and available(k)]
     load_before = os.getloadavg()[0]
-    runs: dict[str, list[dict]] = {k: [] for k in kinds}
     with tempfile.TemporaryDirectory() as folder:
         data = prepare_batches(batch_size, 4 * batches + WARMUP, time_steps, folder)
-        for r in range(rounds):
-            for kind in kinds[r % len(kinds):] + kinds[:r % len(kinds)]:
-                progress(f"round {r + 1}/{rounds}: {kind}")
-                runs[kind].append(run_child(kind, batches, batch_size, "cpu", time_steps=time_steps, data_file=data))
-        memory = {}
-        for kind in kinds:
-            progress(f"memory: {kind}")
-            memory[kind] = run_child(kind, 1, batch_size, "cpu", "memory", time_steps, data_file=data)
+        runs, memory = _interleave(kinds, rounds, batches, batch_size, time_steps, data, progress)
         if torch.cuda.is_available():
             progress("cuda")
             cuda = [run_child(k, batches * 4, batch_size, "cuda", time_steps=time_steps, data_file=data) for k in kinds]
