@@ -114,24 +114,25 @@ def _trainer_step(forward, optimizer, device):
     return step
 
 
-def _time_steps(step, batches, device) -> float:
-    """Seconds per batch of ``step(batch)`` after the warm-up, synchronising CUDA around the clock."""
+def _time_steps(step, batches, device) -> tuple[float, float]:
+    """Wall and CPU seconds per batch of ``step(batch)`` after the warm-up, synchronising CUDA around the clock."""
     for b in batches[:WARMUP]:
         step(b)
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     _reset_peak()  # the peak counts the timed steps (what the warm-up set up and kept stays counted)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for b in batches[WARMUP:]:
         step(b)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return (time.perf_counter() - start) / (len(batches) - WARMUP)
+    count = len(batches) - WARMUP
+    return (time.perf_counter() - start) / count, (time.process_time() - cpu) / count
 
 
 def worker(kind: str, batches: int, batch_size: int, device_name: str, measure: str = "speed",
-           time_steps: int = 300, hidden: int = 500, data_file: str | None = None) -> dict:
+           time_steps: int = 300, hidden: int = 500, data_file: str | None = None, threads: int | None = None) -> dict:
     """Measure one kind in this process: samples/s (``measure="speed"``), or peak memory and the bytes autograd
     keeps for backward per neuron-step (``"memory"``) on the 2312-hidden-hidden-10 network.
 
@@ -141,6 +142,8 @@ def worker(kind: str, batches: int, batch_size: int, device_name: str, measure: 
     """
     if measure == "memory":
         _fixed_mmap_threshold()
+    if threads:
+        torch.set_num_threads(threads)
     torch.manual_seed(0)
     device = torch.device(device_name)
     if data_file:
@@ -153,9 +156,10 @@ def worker(kind: str, batches: int, batch_size: int, device_name: str, measure: 
     gc.collect()
     base = _status_mb("VmRSS")
     forward, optimizer = BUILDERS[kind](sizes, device, kernel)
-    seconds = _time_steps(_trainer_step(forward, optimizer, device), data, device)
+    seconds, cpu_seconds = _time_steps(_trainer_step(forward, optimizer, device), data, device)
     peak = _status_mb("VmHWM")
     result = dict(kind=kind, measure=measure, samples_per_s=batch_size / seconds, peak_rss_mb=peak, base_rss_mb=base,
+                  cpu_samples_per_s=batch_size / cpu_seconds, threads=torch.get_num_threads(),
                   training_mb=peak - base, time_steps=time_steps, batch_size=batch_size, hidden=hidden)
     if device.type == "cuda":
         result["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
@@ -167,10 +171,10 @@ def worker(kind: str, batches: int, batch_size: int, device_name: str, measure: 
 
 
 def run_child(kind: str, batches: int, batch_size: int, device: str, measure: str = "speed", time_steps: int = 300,
-              hidden: int = 500, data_file: str | None = None) -> dict:
+              hidden: int = 500, data_file: str | None = None, threads: int | None = None) -> dict:
     """``worker`` in a fresh process: python -m engine.bench '{json arguments}'."""
     spec = dict(kind=kind, batches=batches, batch_size=batch_size, device_name=device, measure=measure,
-                time_steps=time_steps, hidden=hidden, data_file=data_file)
+                time_steps=time_steps, hidden=hidden, data_file=data_file, threads=threads)
     proc = subprocess.run([sys.executable, "-m", "engine.bench", json.dumps(spec)], capture_output=True, text=True,
                           check=False)
     if proc.returncode != 0:
@@ -193,7 +197,7 @@ def quick_epoch_seconds() -> dict:
     order = trainer.batch_order(0)
     data = [train.batch(order[k * cfg.batch_size:(k + 1) * cfg.batch_size]) for k in range(min(40, len(batches)))]
     step = _trainer_step(*BUILDERS["rouser"](trainer.sizes, torch.device("cpu"), fir_kernel()), torch.device("cpu"))
-    bare_ms = 1000 * _time_steps(step, data, torch.device("cpu"))
+    bare_ms = 1000 * _time_steps(step, data, torch.device("cpu"))[0]
     return dict(quick_epoch_s=seconds, quick_batches=len(batches), quick_batch_ms_median=statistics.median(per_batch),
                 quick_bare_step_ms=bare_ms)
 
@@ -235,6 +239,11 @@ def run_bench(rounds: int = 3, batches: int = 4, batch_size: int = 32, snntorch:
     with tempfile.TemporaryDirectory() as folder:
         data = prepare_batches(batch_size, 4 * batches + WARMUP, time_steps, folder)
         runs, memory = _interleave(kinds, rounds, batches, batch_size, time_steps, data, progress)
+        single = {}
+        for kind in kinds:  # CPU time on one thread: what the load of other processes changes least
+            progress(f"one thread: {kind}")
+            single[kind] = run_child(kind, batches, batch_size, "cpu", time_steps=time_steps, data_file=data,
+                                     threads=1)["cpu_samples_per_s"]
         if torch.cuda.is_available():
             progress("cuda")
             cuda = [run_child(k, batches * 4, batch_size, "cuda", time_steps=time_steps, data_file=data) for k in kinds]
@@ -247,7 +256,8 @@ def run_bench(rounds: int = 3, batches: int = 4, batch_size: int = 32, snntorch:
                   peak_rss_mb=memory["rouser"]["peak_rss_mb"], training_mb=memory["rouser"]["training_mb"],
                   bytes_per_neuron_step=memory["rouser"]["bytes_per_neuron_step"],
                   dense_gemm_samples_per_s=med["dense_gemm"], ratio_to_dense_gemm=med["rouser"] / med["dense_gemm"],
-                  per_round={k: [round(x, 2) for x in v] for k, v in rate.items()})
+                  per_round={k: [round(x, 2) for x in v] for k, v in rate.items()},
+                  one_thread_cpu_samples_per_s=single)
     for peer in PEERS:
         if peer not in kinds:
             continue
@@ -259,6 +269,7 @@ def run_bench(rounds: int = 3, batches: int = 4, batch_size: int = 32, snntorch:
                        f"{peer}_bytes_per_neuron_step": m["bytes_per_neuron_step"],
                        f"memory_ratio_vs_{peer}": memory["rouser"]["peak_rss_mb"] / m["peak_rss_mb"],
                        f"training_memory_ratio_vs_{peer}": memory["rouser"]["training_mb"] / m["training_mb"],
+                       f"one_thread_cpu_speedup_vs_{peer}": single["rouser"] / single[peer],
                        f"{peer}_setup": PEERS[peer][1]})
     if torch.cuda.is_available():
         result["cuda"] = {x["kind"]: dict(samples_per_s=x["samples_per_s"], peak_cuda_mb=x.get("peak_cuda_mb")) for x in cuda}
@@ -296,6 +307,11 @@ def format_bench(r: dict) -> str:
                          f"{r[f'memory_ratio_vs_{peer}']:.2f}x, memory used by training "
                          f"{r[f'training_memory_ratio_vs_{peer}']:.2f}x ({r[f'{peer}_setup']})")
     lines.append(f"ratio to the dense-GEMM bound {r['ratio_to_dense_gemm']:.2f}x")
+    one = r["one_thread_cpu_samples_per_s"]
+    lines.append("one thread, samples per CPU-second (little changed by other processes' load): "
+                 + ", ".join(f"{k} {v:.1f}" for k, v in one.items())
+                 + "".join(f"; {p} {r[f'one_thread_cpu_speedup_vs_{p}']:.1f}x" for p in PEERS
+                           if f"one_thread_cpu_speedup_vs_{p}" in r))
     lines += r.get("notes", [])
     for kind, c in r.get("cuda", {}).items():
         lines.append(f"cuda ({r.get('cuda_device', 'GPU')}) {kind}: {c['samples_per_s']:.1f} samples/s, "

@@ -21,6 +21,7 @@ def test_bench_reports_every_figure():
         assert result[key] > 0, key
     for peer in peers:
         assert result[f"speedup_vs_{peer}"] == result["samples_per_s"] / result[f"{peer}_samples_per_s"]
+        assert result[f"one_thread_cpu_speedup_vs_{peer}"] > 0
         lo, hi = result[f"speedup_vs_{peer}_spread"]
         assert lo <= hi
     assert all(p in peers or any(p in note for note in result["notes"]) for p in ("snntorch", "spikingjelly"))
