@@ -243,16 +243,20 @@ class RunJob:
             self.limiter.submit(self)
 
     def stop(self) -> None:
-        """Ask every trainer to stop before its next batch; a queued job is withdrawn at once."""
+        """Ask every trainer to stop before its next batch. A queued job, or one still loading its dataset, ends at
+        once: its runs are reported cancelled now, and a loading thread drops its work when the load returns."""
         with self._lock:
             self._stop.set()
             trainers = list(self.trainers)
             withdrawn = self.state == "queued" and self.thread is None
-            if withdrawn:
+            loading = self.state == "running" and not trainers
+            if withdrawn or loading:
                 self.state = "done"
         for trainer in trainers:
             trainer.cancel()
-        if withdrawn:
+        if loading:
+            LIVE.track(self.thread)  # the server still joins the loading thread when it stops
+        if withdrawn or loading:
             self._cancel_runs()
             self._end()
 
@@ -302,10 +306,12 @@ class RunJob:
             self._put(Event.error(JOB, describe_error(exc)))
         finally:
             with self._lock:
+                ended = self.state == "done"  # stopped while loading: already reported
                 self.state = "done"
                 self.trainers = []  # free the models: the page keeps only the events
                 self.dataset = None
-            self._end()
+            if not ended:
+                self._end()
 
     def _put(self, event: Event) -> None:
         if isinstance(event.record, (RunSummary, RunError)):
@@ -334,12 +340,16 @@ class RunJob:
             dataset = self.dataset
         else:
             dataset = self.cache.get(self.config) if self.cache is not None else prepare_dataset(self.config)
+        if self.state == "done":  # stopped while the dataset loaded
+            return
         if self.compare:
             trainers, stream = compare(self.config, self.out, dataset)
         else:
             trainer = Trainer(self.config, dataset, self.out)
             trainers, stream = [trainer], trainer.events()
         with self._lock:
+            if self.state == "done":  # stopped while the trainers were being built
+                return
             self.trainers = trainers
             cancel = self._stop.is_set()
         for trainer in trainers:

@@ -14,7 +14,7 @@ from engine.errors import RouserError
 from rouser_app import worker as worker_module
 from rouser_app.controls import CLASSROOM, PAPER_SETTINGS, RunControls, available_datasets, raster_interval
 from rouser_app.dashboard import RouserDashboard
-from engine.records import LayerRaster
+from engine.records import JOB, LayerRaster
 from rouser_app.export import (folder_listing, folder_zip, history_csv, history_frame, history_json, history_png,
                                list_run_folders, load_run)
 from rouser_app.neuron_view import NeuronView, simulate_neuron
@@ -175,6 +175,32 @@ def test_stop_takes_effect_before_the_next_batch(tmp_path):
     assert time.perf_counter() - asked < 3.0
     events += job.drain()
     assert {e.record.status for e in events if e.kind == "end"} == {"cancelled"}
+
+
+def test_stop_while_the_dataset_loads_ends_the_job_at_once(tmp_path, monkeypatch):
+    """Stop during a slow dataset load: the runs are reported cancelled and done at once, and when the load returns
+    the thread trains nothing and sends nothing more."""
+    release = threading.Event()
+    real = worker_module.prepare_dataset
+
+    def slow(config):
+        release.wait(30)
+        return real(config)
+    monkeypatch.setattr(worker_module, "prepare_dataset", slow)
+    job = RunJob(TINY, compare=True)
+    job.start()
+    deadline = time.time() + 10
+    while job.state != "running" and time.time() < deadline:
+        time.sleep(0.01)
+    asked = time.perf_counter()
+    job.stop()
+    events = job.drain()
+    assert time.perf_counter() - asked < 0.5 and job.done
+    assert [(e.kind, e.run) for e in events] == [("end", "rouser"), ("end", "fixed"), ("done", JOB)]
+    assert {e.record.status for e in events if e.kind == "end"} == {"cancelled"}
+    release.set()
+    job.join(30)
+    assert not job.thread.is_alive() and job.drain() == [] and job.trainers == []
 
 
 def test_errors_in_a_run_become_one_line_events_not_exceptions(tmp_path, monkeypatch):
