@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .serving import SESSION_CLEANUP
+from .serving import SESSION_CLEANUP, passive_thread_waits
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> None:
                if not any(r.split("=")[0] == flag for r in rest) for item in (flag, value)]
     sys.argv = ["panel", "serve", str(Path(__file__).parent), "--port", str(args.port), "--address", args.address,
                 *(["--show"] if args.show else []), *cleanup, *rest, *(["--args", *app_args] if app_args else [])]
+    passive_thread_waits()  # runs share the cores with the server's event loop (see rouser_app.serving)
     from panel.command import main as panel_main
 
     try:

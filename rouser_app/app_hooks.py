@@ -7,9 +7,10 @@ Absolute imports: the hooks must share `rouser_app.worker`'s run registry with t
 
 
 def on_server_loaded(server_context) -> None:
-    """No tracebacks in the log for browsers that went away (see `rouser_app.serving`)."""
-    from rouser_app.serving import quiet_closed_sockets, tolerate_dropped_connections
+    """Before any page imports torch: passive OpenMP waits. No tracebacks in the log for browsers that went away."""
+    from rouser_app.serving import passive_thread_waits, quiet_closed_sockets, tolerate_dropped_connections
 
+    passive_thread_waits()
     quiet_closed_sockets()
     tolerate_dropped_connections()
 

@@ -13,16 +13,30 @@ import ctypes.util
 import functools
 import gc
 import logging
+import os
+import sys
 
 import panel as pn
 
-__all__ = ["SESSION_CLEANUP", "browser_gone", "quiet_closed_sockets", "release_memory", "schedule_release",
+__all__ = ["SESSION_CLEANUP", "browser_gone", "passive_thread_waits", "quiet_closed_sockets", "release_memory", "schedule_release",
            "tolerate_dropped_connections"]
 
 # panel/bokeh serve flags (milliseconds): a session without a browser is destroyed 15-25 s after it disconnects
 SESSION_CLEANUP = {"--check-unused-sessions": "10000", "--unused-session-lifetime": "15000"}
 
 log = logging.getLogger(__name__)
+
+
+def passive_thread_waits() -> bool:
+    """Ask torch's OpenMP threads to sleep, not spin, between parallel regions (unless OMP_WAIT_POLICY is set).
+
+    A run's threads share the server's cores with its event loop and with whatever else the machine runs; spinning
+    threads then wait out whole time slices for each other. Measured on 2 busy cores: one run alone trained 1-2
+    steps/s with the default policy and about 40 with passive waits. Takes effect only before torch is imported;
+    returns whether it did.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    return "torch" not in sys.modules
 
 
 def browser_gone(doc=None) -> bool:

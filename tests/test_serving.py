@@ -7,6 +7,7 @@ The server tests start real servers and talk to them with light sessions (`rouse
 import asyncio
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -143,14 +144,16 @@ def test_a_connection_dropped_by_a_failed_ping_closes_without_an_assertion(monke
     assert calls == [live]
 
 
-def test_python_m_rouser_app_sets_the_unused_session_cleanup(monkeypatch):
+def test_python_m_rouser_app_sets_session_cleanup_and_passive_thread_waits(monkeypatch):
     import panel.command
 
     import rouser_app.__main__ as entry
 
     seen = []
     monkeypatch.setattr(panel.command, "main", lambda: seen.append(list(sys.argv)))
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)  # restored afterwards
     entry.main(["--port", "5123"])
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"  # torch's threads sleep, not spin, beside the event loop
     entry.main(["--port", "5123", "--unused-session-lifetime", "60000"])
     default, given = seen
     assert default[default.index("--check-unused-sessions") + 1] == "10000"
