@@ -15,7 +15,8 @@ from typing import ClassVar, Iterable, Union
 
 __all__ = ["LayerStats", "ThresholdStats", "LayerRaster", "BatchRecord", "EpochRecord", "HistoryRecord",
            "Provenance", "RunStart", "RunSummary", "RunError", "JobSummary", "EventKind", "Event", "JOB",
-           "Progress", "RunState", "history_record", "read_history", "write_history"]
+           "Progress", "RASTER_FILE", "RunState", "history_record", "read_history", "read_raster", "write_history",
+           "write_raster"]
 
 JOB = "job"  # the run name of events about a dashboard job as a whole rather than one of its runs
 
@@ -87,7 +88,8 @@ class ThresholdStats(_Record):
 
 @dataclass(frozen=True, kw_only=True)
 class LayerRaster(_Record):
-    """The probe sample's spikes of one layer: (time step, neuron) pairs. Sent in events, never saved."""
+    """The probe sample's spikes of one layer: (time step, neuron) pairs. Sent in events; the dashboard keeps a
+    run's latest in ``probe_raster.json`` beside its history (`write_raster`, `read_raster`)."""
 
     t: tuple[int, ...] = ()
     neuron: tuple[int, ...] = ()
@@ -151,6 +153,27 @@ def write_history(path: str | Path, records: Iterable[HistoryRecord], append: bo
     """Write (or with ``append`` add) records to a history.jsonl file, one JSON object per line."""
     with open(path, "a" if append else "w") as f:
         f.writelines(json.dumps(r.to_json()) + "\n" for r in records)
+
+
+RASTER_FILE = "probe_raster.json"  # a run's latest probe raster, beside its history.jsonl
+
+
+def write_raster(folder: str | Path, step: int | None, raster: Iterable[LayerRaster]) -> None:
+    """Replace the run's saved probe raster (one `LayerRaster` per layer) by this one, atomically."""
+    path = Path(folder) / RASTER_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(dict(step=step, layers=[layer.to_json() for layer in raster])))
+    tmp.replace(path)
+
+
+def read_raster(folder: str | Path) -> tuple[int | None, tuple[LayerRaster, ...]] | None:
+    """(step, raster) saved by `write_raster` in ``folder``, or None when there is none or it is unreadable."""
+    path = Path(folder) / RASTER_FILE
+    try:
+        data = json.loads(path.read_text())
+        return data.get("step"), tuple(LayerRaster.from_json(layer) for layer in data["layers"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -20,7 +20,7 @@ import pandas as pd
 import panel as pn
 import param
 
-from engine.records import BatchRecord, HistoryRecord, JobSummary, RunSummary, read_history
+from engine.records import BatchRecord, HistoryRecord, JobSummary, RunSummary, read_history, read_raster
 
 from .plots import RUN_COLORS, RUN_LABELS, layer_label
 from .settings import Settings
@@ -171,11 +171,13 @@ def folder_zip(runs_dir: str | Path, name: str) -> bytes:
 
 
 class SavedRun(NamedTuple):
-    """A run folder read back: its histories, layer sizes and time steps (from summary.json when there)."""
+    """A run folder read back: its histories, layer sizes and time steps (from summary.json when there), and each
+    run's latest probe raster as (raster, step) when the dashboard saved one."""
 
     histories: Histories
     sizes: list[int] | None
     time_steps: int
+    rasters: dict = {}
 
 
 def load_run(runs_dir: str | Path, name: str) -> SavedRun:
@@ -185,7 +187,9 @@ def load_run(runs_dir: str | Path, name: str) -> SavedRun:
     summaries: list[RunSummary] = list(_read_summary(folder).runs.values())
     summaries = summaries or [s for run in histories for s in _read_summary(folder / run).runs.values()]
     first = next((s for s in summaries if s.sizes), None)
-    return SavedRun(histories, list(first.sizes) if first else None, (first and first.time_steps) or 100)
+    rasters = {run: (saved[1], saved[0]) for run, path in _histories_in(folder).items()
+               if (saved := read_raster(path.parent)) is not None}
+    return SavedRun(histories, list(first.sizes) if first else None, (first and first.time_steps) or 100, rasters)
 
 
 # ---------------------------------------------------------------------- the panel

@@ -266,7 +266,7 @@ class RunPanel(pn.viewable.Viewer):
             self.progress = 1.0
 
     def show_history(self, saved: SavedRun, name: str) -> None:
-        """Show a finished run read back from its folder (no rasters: those are not saved)."""
+        """Show a finished run read back from its folder, with its latest probe rasters when they were saved."""
         if self.running:
             return
         self.reset()
@@ -277,6 +277,7 @@ class RunPanel(pn.viewable.Viewer):
         runs, neurons, samples = shape
         self.state = RunState(runs=tuple(runs), histories={run: list(saved.histories[run]) for run in runs})
         self._show_plots(runs, neurons, samples, saved.time_steps)
+        self._rasters = {run: raster for run, raster in saved.rasters.items() if run in runs}
         self._update_plots()
         self.run_folder, self.progress, self.status = name, 1.0, f"loaded {name}"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
 import os
 import queue
 import threading
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from engine.config import TrainConfig
 from engine.errors import RouserError
-from engine.records import JOB, Event, EventKind, RunError, RunState, RunSummary
+from engine.records import JOB, Event, EventKind, RunError, RunState, RunSummary, write_raster
 from engine.train import Trainer, compare, prepare_dataset, run_name, run_time_steps
 
 __all__ = ["DatasetCache", "DATASETS", "LIVE", "LiveWork", "RunJob", "RunLimiter", "LIMITER", "describe_error",
@@ -316,6 +317,10 @@ class RunJob:
     def _put(self, event: Event) -> None:
         if isinstance(event.record, (RunSummary, RunError)):
             self._outcome.apply(event)
+        if event.raster is not None and self.out is not None:  # so a reloaded run shows its latest raster
+            folder = self.out / event.run if self.compare else self.out
+            with contextlib.suppress(OSError):
+                write_raster(folder, event.record.step, event.raster)
         self.events.put(event)
 
     def _end(self) -> None:

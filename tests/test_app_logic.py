@@ -370,6 +370,9 @@ def test_export_and_reload_a_finished_run(tmp_path):
     other = _panel(tmp_path)
     other.show_history(saved, name)
     assert other.status == f"loaded {name}" and other.live.rows == {"rouser": 4, "fixed": 4}
+    assert set(saved.rasters) == {"rouser", "fixed"} and (runs / name / "rouser" / "probe_raster.json").exists()
+    # the reloaded run shows the latest rasters the live run showed
+    assert other.live.raster_points == panel.live.raster_points and any(panel.live.raster_points.values())
 
 
 def test_export_panel_loads_saved_runs_into_the_dashboard(tmp_path):
