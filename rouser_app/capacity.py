@@ -33,8 +33,9 @@ def _ms(values: list[float]) -> dict:
     if not values:
         return {"n": 0}
     values = sorted(values)
-    return {"n": len(values), "median_ms": round(1000 * statistics.median(values)),
-            "p90_ms": round(1000 * values[max(0, math.ceil(0.9 * len(values)) - 1)]), "max_ms": round(1000 * values[-1])}
+    p90 = values[max(0, math.ceil(0.9 * len(values)) - 1)]
+    return {"n": len(values), "median_ms": round(1000 * statistics.median(values)), "p90_ms": round(1000 * p90),
+            "max_ms": round(1000 * values[-1])}
 
 
 def _open(server: ServerProcess, count: int, sessions: list[LightSession], parallel: int = 3) -> list[float]:
@@ -88,7 +89,8 @@ def measure(counts=(10, 30), dataset: str | None = None, epochs: int = 50, watch
             server.wait_idle()
             cpu = server.cpu_seconds()
             time.sleep(settle_s)
-            level.update(rss_idle_mib=server.rss_mib(), idle_server_cores=round((server.cpu_seconds() - cpu) / settle_s, 2))
+            level.update(rss_idle_mib=server.rss_mib(),
+                         idle_server_cores=round((server.cpu_seconds() - cpu) / settle_s, 2))
             level["per_idle_session_mib"] = round((level["rss_idle_mib"] - rss_prev) / max(1, count - n_prev), 1)
             log(f"{count} idle sessions: {level['rss_idle_mib']:.0f} MiB")
             viewers, rss_before = [], level["rss_idle_mib"]

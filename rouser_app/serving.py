@@ -18,8 +18,8 @@ import sys
 
 import panel as pn
 
-__all__ = ["SESSION_CLEANUP", "browser_gone", "passive_thread_waits", "quiet_closed_sockets", "release_memory", "schedule_release",
-           "tolerate_dropped_connections"]
+__all__ = ["SESSION_CLEANUP", "browser_gone", "passive_thread_waits", "quiet_closed_sockets", "release_memory",
+           "schedule_release", "tolerate_dropped_connections"]
 
 # panel/bokeh serve flags (milliseconds): a session without a browser is destroyed 15-25 s after it disconnects
 SESSION_CLEANUP = {"--check-unused-sessions": "10000", "--unused-session-lifetime": "15000"}
