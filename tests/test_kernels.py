@@ -4,7 +4,6 @@ Every fast path must give the reference's spikes exactly, and V and gradients wi
 reset_grad modes. Sizes are small: these run in CI on 2 cores.
 """
 
-import os
 
 import pytest
 import torch
@@ -18,20 +17,6 @@ from reference import reference_lif
 TOL = 1e-10
 
 
-@pytest.fixture(params=["kernel", "torch"])
-def backend(request, monkeypatch):
-    """Each test runs with the compiled CPU kernels and with the PyTorch fallbacks."""
-    if request.param == "torch":
-        monkeypatch.setenv("ROUSER_NO_KERNEL", "1")
-    else:
-        monkeypatch.delenv("ROUSER_NO_KERNEL", raising=False)
-        from engine.kernels import cpu_kernel, kernel_error
-
-        if cpu_kernel() is None:
-            if os.environ.get("CI"):
-                pytest.fail(f"the CPU kernel did not build: {kernel_error()}")
-            pytest.skip(f"no compiled kernel here: {kernel_error()}")
-    return request.param
 
 
 def _spikes(seed, shape, density, dtype=torch.float64):

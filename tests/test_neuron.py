@@ -1,6 +1,5 @@
 """The fused LIF scan against the step-by-step reference of eqs 1-5 (float64)."""
 
-import os
 
 import pytest
 import torch
@@ -11,20 +10,7 @@ from reference import reference_lif, reference_network
 TOL = 1e-10
 
 
-@pytest.fixture(params=["kernel", "loop"], autouse=True)
-def backend(request, monkeypatch):
-    """Every test runs on the compiled CPU kernel and on the PyTorch loop."""
-    if request.param == "loop":
-        monkeypatch.setenv("ROUSER_NO_KERNEL", "1")
-    else:
-        monkeypatch.delenv("ROUSER_NO_KERNEL", raising=False)
-        from engine.kernels import cpu_kernel, kernel_error
-
-        if cpu_kernel() is None:
-            if os.environ.get("CI"):
-                pytest.fail(f"the CPU kernel did not build: {kernel_error()}")
-            pytest.skip(f"no compiled kernel here: {kernel_error()}")
-    return request.param
+pytestmark = pytest.mark.usefixtures("backend")  # every test on the kernel and on the loop (conftest)
 
 
 def _inputs(seed, steps=40, batch=3, neurons=7, near=True):
