@@ -14,20 +14,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from browser import ARGS, CHROMIUM, DashboardTab, sync_api
 
-CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOT = ROOT / "docs" / "dashboard.png"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
-
-if not Path(CHROMIUM).exists():
-    if os.environ.get("CI"):
-        pytest.fail(f"{CHROMIUM} is missing in CI: apt-get install -y chromium", pytrace=False)
-    pytest.skip(f"{CHROMIUM} not found (apt-get install -y chromium); browser tests skipped outside CI",
-                allow_module_level=True)
-
-sync_api = pytest.importorskip("playwright.sync_api")
 
 # Every plot's title -> the lengths of its renderers' data sources, over all Bokeh documents of the page.
 PLOT_DATA_JS = """() => {
@@ -103,34 +93,8 @@ def browser():
         b.close()
 
 
-class Page:
-    """One browser tab on the dashboard, with the few things the tests do on it."""
-
-    def __init__(self, browser, url):
-        self.page = browser.new_page(viewport={"width": 1500, "height": 1250})
-        self.errors = []
-        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
-        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-        self.page.goto(url, timeout=90_000)
-        self.page.wait_for_selector(".rouser-status pre", timeout=90_000)
-        self.page.wait_for_function("() => window.Bokeh && window.Bokeh.documents.length > 0", timeout=60_000)
-
-    def status(self) -> str:
-        return self.page.locator(".rouser-status pre").inner_text()
-
-    def wait_status(self, *prefixes, timeout=90.0) -> str:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            text = self.status()
-            if text.startswith(prefixes):
-                return text
-            time.sleep(0.1)
-        raise AssertionError(f"status never started with {prefixes}: {text!r}")
-
-    def set_value(self, name: str, value: str) -> None:
-        box = self.page.locator(f".rouser-input-{name} input")
-        box.fill(value)
-        box.press("Enter")
+class Page(DashboardTab):
+    """A dashboard tab with the few more things these tests do on it."""
 
     def press(self, button: str) -> None:
         self.page.locator(f".rouser-{button} button").click()
@@ -140,9 +104,6 @@ class Page:
 
     def series(self, title: str, index: int = 0):
         return self.page.evaluate(SERIES_JS, [title, index])
-
-    def close(self):
-        self.page.close()
 
 
 def _filled(plots: dict, prefix: str) -> list:

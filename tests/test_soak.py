@@ -7,54 +7,24 @@ traceback may appear in the server's log at any point.
 Skipped when /usr/bin/chromium is missing, except in CI (env CI set), where that is a failure.
 """
 
-import os
 import signal
 import time
-from pathlib import Path
 
-import pytest
+from browser import ARGS, CHROMIUM, DashboardTab, sync_api
 
 from rouser_app.light_client import LightSession, ServerProcess
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 # Memory after every tab has closed, against after the first page load: the first run's one-time costs (torch's
 # kernels, thread pools and allocator caches, about 190 MiB measured in a bare process) plus this much.
 MARGIN_MIB = 150
 
-if not Path(CHROMIUM).exists():
-    if os.environ.get("CI"):
-        pytest.fail(f"{CHROMIUM} is missing in CI: apt-get install -y chromium", pytrace=False)
-    pytest.skip(f"{CHROMIUM} not found (apt-get install -y chromium); browser tests skipped outside CI",
-                allow_module_level=True)
 
-sync_api = pytest.importorskip("playwright.sync_api")
-
-
-class Tab:
+class Tab(DashboardTab):
     def __init__(self, browser, url):
-        self.page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        self.page.goto(url, timeout=120_000)
-        self.page.wait_for_selector(".rouser-status pre", timeout=120_000)
-        self.page.wait_for_function("() => window.Bokeh && window.Bokeh.documents.length > 0", timeout=60_000)
-
-    def status(self) -> str:
-        return self.page.locator(".rouser-status pre").inner_text()
-
-    def wait_status(self, *prefixes, timeout=120.0) -> str:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            text = self.status()
-            if text.startswith(prefixes):
-                return text
-            time.sleep(0.2)
-        raise AssertionError(f"status never started with {prefixes}: {text!r}")
+        super().__init__(browser, url, width=1400, height=1000, timeout=120.0)
 
     def run(self, epochs: int) -> None:
-        box = self.page.locator(".rouser-input-epochs input")
-        box.fill(str(epochs))
-        box.press("Enter")
+        self.set_value("epochs", str(epochs))
         time.sleep(0.3)
         self.page.locator(".rouser-run button").click()
 
