@@ -8,6 +8,7 @@ memory available; the table says where it was left out.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -41,6 +42,7 @@ def _measure(kind: str, steps: int, batch: int, width: int, data: str) -> dict:
 def run_scaling(snntorch: bool = True, configs=SCALING, progress=lambda message: None) -> dict:
     """Measure the engine (and snntorch where it fits) at each (T, batch, width) of ``configs``."""
     rows, per_unit = [], None  # snntorch's training MB per (T * batch * (inputs + 6 * width)), from a measured row
+    load_before = os.getloadavg()[0]
     peer = snntorch and available("snntorch")
     folder = tempfile.TemporaryDirectory()
     for steps, batch, width in configs:
@@ -57,12 +59,14 @@ def run_scaling(snntorch: bool = True, configs=SCALING, progress=lambda message:
         rows.append(row)
     folder.cleanup()
     notes = [] if peer or not snntorch else ['snntorch is not installed: its columns are empty (pip install -e ".[bench]")']
-    return dict(rows=rows, threads=torch.get_num_threads(), notes=notes)
+    return dict(rows=rows, threads=torch.get_num_threads(), notes=notes,
+                load_average=[round(load_before, 2), round(os.getloadavg()[0], 2)])
 
 
 def format_scaling(r: dict) -> str:
     """The table as Markdown (README's Speed section)."""
-    lines = [f"`rouser bench --scaling` ({r['threads']} threads; 2312-width-width-10 on nmnist-sim, one timed batch each)", "",
+    lines = [f"`rouser bench --scaling` ({r['threads']} threads; 2312-width-width-10 on nmnist-sim, one timed batch each; "
+             f"load average {r['load_average'][0]:.1f} before, {r['load_average'][1]:.1f} after)", "",
              "| T | batch | width | Rouser samples/s | Rouser training MB | B/neuron-step | snntorch samples/s "
              "| snntorch training MB | speed-up | memory ratio |",
              "|---|---|---|---|---|---|---|---|---|---|"]
