@@ -214,8 +214,13 @@ def _wait_for(path: Path, proc, timeout: float = 120.0) -> None:
 def test_sigterm_stops_rouser_train_with_its_checkpoint_and_status_143(tmp_path):
     proc = _start_training(tmp_path, "train", "--dataset", "patterns", "--preset", "quick", "--epochs", "500",
                            "--compare", "--out", "out", "--quiet")
-    _wait_for(tmp_path / "out" / "rouser" / "checkpoint.pt", proc)
-    time.sleep(3)  # a few epochs in
+    _wait_for(tmp_path / "out" / "rouser" / "checkpoint.pt", proc)  # written before the first batch
+    history = tmp_path / "out" / "fixed" / "history.jsonl"
+    deadline = time.time() + 180  # the first batch may wait for the scan kernel to be compiled
+    while not (history.exists() and '"kind": "epoch"' in history.read_text()):  # its checkpoint follows at once
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.1)
+    time.sleep(1)
     asked = time.perf_counter()
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
