@@ -16,5 +16,5 @@ events = list(trainer.events())
 assert events[-1].kind == "end", events[-1]
 rank = trainer.world.rank
 torch.save(dict(params={k: v.detach().clone() for k, v in trainer.model.state_dict().items()},
-                history=trainer.history, world=trainer.world.size), out / f"rank{rank}.pt")
+                history=[r.to_json() for r in trainer.history], world=trainer.world.size), out / f"rank{rank}.pt")
 shutdown()
