@@ -66,10 +66,10 @@ def server(tmp_path_factory):
                              "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}"],
                             env=env, stdout=log, stderr=subprocess.STDOUT, cwd=runs)
     url = f"http://127.0.0.1:{port}/rouser_app"
-    deadline = time.time() + 90
+    deadline = time.time() + 300  # the first page builds the dashboard (and any kernel not built yet)
     while True:
         try:
-            urllib.request.urlopen(url, timeout=30).read()
+            urllib.request.urlopen(url, timeout=120).read()
             break
         except OSError:
             if proc.poll() is not None or time.time() > deadline:
