@@ -187,7 +187,7 @@ class Runner:
         """One line per trained run: the wall seconds since the previous line (or since this sweep began), so the
         lines add up to the wall time of all training, also when a command is interrupted."""
         now = time.perf_counter()
-        line = dict(experiment=title, run=spec.name, seconds=round(now - self._mark, 1), jobs=self.jobs,
+        line = dict(experiment=title, run=spec.name, seconds=round(now - self._mark, 3), jobs=self.jobs,
                     threads=torch.get_num_threads(), finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         self._mark = now
         self.root.mkdir(parents=True, exist_ok=True)
