@@ -10,7 +10,9 @@ selects a row of weights to add), and the CSR builders. ``spike_scan.cpp``: the 
 input spikes, summing x[t-1] in registers at the step that uses it (x is never stored), forward and backward.
 
 The module is compiled for this machine's instruction set (``-march=native``); its name carries a digest
-of the CPU's flags, so a build cache shared between different machines never loads a foreign build.
+of the CPU's flags, so a build cache shared between different machines never loads a foreign build. It is
+built with OpenMP (``at::parallel_for`` runs serially without it) and shares PyTorch's runtime: the
+library it needs, libgomp.so.1, is the one PyTorch has already loaded.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ __all__ = ["cpu_kernel", "kernel_error"]
 _SOURCES = [Path(__file__).with_name(name) for name in ("lif_kernel.cpp", "spike_kernel.cpp", "spike_scan.cpp")]
 _FUNCTIONS = ["lif_forward", "lif_backward", "spike_product", "spike_weight_grad", "dense_to_csr", "pairs_to_csr",
               "lif_forward_spikes", "lif_backward_spikes"]
-_VERSION = 15
+_VERSION = 16
 
 _lock = threading.Lock()
 _module = None
@@ -57,8 +59,8 @@ def cpu_kernel():
                 _module = load_inline(name=f"rouser_cpu_v{_VERSION}_{_cpu_digest()}",
                                       cpp_sources=[p.read_text() for p in _SOURCES], functions=_FUNCTIONS,
                                       extra_cflags=["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno",
-                                                    "-fopenmp-simd"],
-                                      extra_ldflags=["-lmvec"], verbose=False)
+                                                    "-fopenmp"],
+                                      extra_ldflags=["-fopenmp", "-lmvec"], verbose=False)
             except Exception as exc:  # no compiler or ninja: the PyTorch loop does the same work
                 _failed = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     return _module

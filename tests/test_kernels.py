@@ -74,10 +74,11 @@ def test_backward_recomputing_v_equals_backward_from_stored_v(backend, reset_gra
     spikes, v = scan_forward(x, th, p)
     assert 0 < spikes.mean() < 1
     gs, gv = torch.randn(x.shape, generator=g, dtype=torch.float64), torch.randn(x.shape, generator=g, dtype=torch.float64)
-    for grad_v in (gv, None):
-        stored = scan_backward(v, th, gs, grad_v, p)
+    for grad_v in (gv, None):  # the same V; the surrogate's exp may differ in the last bits between the vector
+        stored = scan_backward(v, th, gs, grad_v, p)  # and scalar libm routines, which blocks take which
         rerun = scan_backward(x, th, gs, grad_v, p, recompute=True)
-        assert torch.equal(stored[0], rerun[0]) and torch.equal(stored[1], rerun[1])
+        for a, b in zip(stored, rerun):
+            assert torch.allclose(a, b, atol=1e-12, rtol=1e-12)
 
 
 @pytest.mark.parametrize("reset_grad", ["full", "detach"])
