@@ -10,7 +10,8 @@ selects a row of weights to add), and the CSR builders. ``spike_scan.cpp``: the 
 input spikes, summing x[t-1] in registers at the step that uses it (x is never stored), forward and backward.
 
 The module is compiled for this machine's instruction set (``-march=native``); its name carries a digest
-of the CPU's flags, so a build cache shared between different machines never loads a foreign build. It is
+of the CPU's flags, the sources and the compiler flags, so a build cache shared between machines or checkouts
+never loads a foreign build. A build lock left by a killed build is removed after ``STALE_LOCK_SECONDS``. It is
 built with OpenMP (``at::parallel_for`` runs serially without it) and shares PyTorch's runtime: the
 library it needs, libgomp.so.1, is the one PyTorch has already loaded.
 """
@@ -20,6 +21,8 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
+import warnings
 from pathlib import Path
 
 __all__ = ["cpu_kernel", "kernel_error"]
@@ -27,23 +30,46 @@ __all__ = ["cpu_kernel", "kernel_error"]
 _SOURCES = [Path(__file__).with_name(name) for name in ("lif_kernel.cpp", "spike_kernel.cpp", "spike_scan.cpp")]
 _FUNCTIONS = ["lif_forward", "lif_backward", "spike_product", "spike_weight_grad", "dense_to_csr", "pairs_to_csr",
               "lif_forward_spikes", "lif_backward_spikes"]
-_VERSION = 16
 
 _lock = threading.Lock()
 _module = None
 _failed: str | None = None
 
 
-def _cpu_digest() -> str:
-    """A short digest of the CPU model and flags (the build targets them)."""
+_CFLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fopenmp"]
+_LDFLAGS = ["-fopenmp", "-lmvec"]
+STALE_LOCK_SECONDS = 900  # a build takes a minute or two; a lock this old was left by a build that was killed
+
+
+def _cpu_text() -> str:
+    """The CPU model and flags (the build targets them)."""
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
-        text = "\n".join(sorted({l for l in lines if l.startswith(("flags", "model name", "vendor_id"))}))
+        return "\n".join(sorted({l for l in lines if l.startswith(("flags", "model name", "vendor_id"))}))
     except OSError:
         import platform
 
-        text = platform.processor() + platform.machine()
-    return hashlib.sha1(text.encode()).hexdigest()[:10]
+        return platform.processor() + platform.machine()
+
+
+def _build_name(sources: list[str]) -> str:
+    """The build's folder name: a digest of the CPU, the sources and the flags, so that checkouts with different
+    sources (a background run from an older snapshot, say) never rebuild over each other's module."""
+    text = "\0".join([_cpu_text(), *sources, *_CFLAGS, *_LDFLAGS])
+    return f"rouser_cpu_{hashlib.sha1(text.encode()).hexdigest()[:12]}"
+
+
+def _clear_stale_lock(name: str) -> None:
+    """Remove the build lock a killed build left behind; PyTorch would otherwise wait on it forever."""
+    from torch.utils.cpp_extension import get_default_build_root
+
+    lock = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root()) / name / "lock"
+    try:
+        if time.time() - lock.stat().st_mtime > STALE_LOCK_SECONDS:
+            lock.unlink()
+            warnings.warn(f"removed a stale kernel build lock ({lock}) left by a build that was stopped", stacklevel=3)
+    except FileNotFoundError:
+        pass
 
 
 def cpu_kernel():
@@ -56,11 +82,11 @@ def cpu_kernel():
             try:
                 from torch.utils.cpp_extension import load_inline
 
-                _module = load_inline(name=f"rouser_cpu_v{_VERSION}_{_cpu_digest()}",
-                                      cpp_sources=[p.read_text() for p in _SOURCES], functions=_FUNCTIONS,
-                                      extra_cflags=["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno",
-                                                    "-fopenmp"],
-                                      extra_ldflags=["-fopenmp", "-lmvec"], verbose=False)
+                sources = [p.read_text() for p in _SOURCES]
+                name = _build_name(sources)
+                _clear_stale_lock(name)
+                _module = load_inline(name=name, cpp_sources=sources, functions=_FUNCTIONS, extra_cflags=_CFLAGS,
+                                      extra_ldflags=_LDFLAGS, verbose=False)
             except Exception as exc:  # no compiler or ninja: the PyTorch loop does the same work
                 _failed = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     return _module

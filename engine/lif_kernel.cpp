@@ -13,6 +13,18 @@ __attribute__((simd("notinbranch"))) double exp(double);
 static inline float vexp(float x) { return expf(x); }
 static inline double vexp(double x) { return exp(x); }
 
+// One step of eqs 1-2 for a neuron (T) or a vector of neurons (a GCC vector type), in the PyTorch loop's
+// arithmetic order (neuron.py) so that every scan reproduces its V bit for bit.
+template <typename V, typename T>
+static inline void lif_step(V& v, V& cur, V s, V h, V x, T a_i, T a_v) {
+  V vn = v * a_v;    // V[t] = a_v V[t-1] + I[t-1] - Th S[t-1]   (eq 2)
+  vn = vn + cur;
+  vn = vn - s * h;
+  V cn = cur * a_i;  // I[t] = a_i I[t-1] + x[t-1]              (eq 1)
+  cur = cn + x;
+  v = vn;
+}
+
 // Eqs 1-3 for neurons lo..lo+m of each step: V[t] (stride vs) and, when s_out is set, S[t] (stride rows).
 // Each block of neurons runs the whole time loop; the inner loops run over the block's neurons so the
 // compiler can vectorise them. Arithmetic order matches the PyTorch loop in neuron.py, and backward's
@@ -25,14 +37,7 @@ static void scan_block(const T* x, const T* th, T* v_out, int64_t vs, T* s_out, 
   for (int64_t t = 0; t < steps; ++t) {
     if (t > 0) {
       const T* xp = x + (t - 1) * rows + lo;
-      for (int64_t j = 0; j < m; ++j) {
-        T vn = v[j] * a_v;          // V[t] = a_v V[t-1] + I[t-1] - Th S[t-1]   (eq 2)
-        vn = vn + cur[j];
-        vn = vn - s[j] * h[j];
-        T cn = cur[j] * a_i;        // I[t] = a_i I[t-1] + x[t-1]              (eq 1)
-        cur[j] = cn + xp[j];
-        v[j] = vn;
-      }
+      for (int64_t j = 0; j < m; ++j) lif_step(v[j], cur[j], s[j], h[j], xp[j], a_i, a_v);
     }
     T* vo = v_out + t * vs;
     for (int64_t j = 0; j < m; ++j) {
@@ -105,6 +110,17 @@ std::vector<torch::Tensor> lif_forward(torch::Tensor x, torch::Tensor th, double
   return {s, v};
 }
 
+// Calls f(has_gv, detach) with both flags as std::bool_constant, for backward_block's template arguments.
+template <typename F>
+static inline void with_backward_flags(bool has_gv, bool detach, F&& f) {
+  using T_ = std::true_type;
+  using F_ = std::false_type;
+  if (has_gv && detach) f(T_{}, T_{});
+  else if (has_gv) f(T_{}, F_{});
+  else if (detach) f(F_{}, T_{});
+  else f(F_{}, F_{});
+}
+
 // Backward from the stored V (recompute=false, `src` is V) or from the synaptic input x (recompute=true):
 // then each block of neurons first reruns eqs 1-3 into a buffer of its own, so V is never stored.
 std::vector<torch::Tensor> lif_backward(torch::Tensor src, torch::Tensor th, torch::Tensor gs,
@@ -138,12 +154,7 @@ std::vector<torch::Tensor> lif_backward(torch::Tensor src, torch::Tensor th, tor
         }
       });
     };
-    using T_ = std::true_type;
-    using F_ = std::false_type;
-    if (g && detach) run(T_{}, T_{});
-    else if (g) run(T_{}, F_{});
-    else if (detach) run(F_{}, T_{});
-    else run(F_{}, F_{});
+    with_backward_flags(g != nullptr, detach, run);
   });
   return {gx, gth};
 }

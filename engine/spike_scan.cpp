@@ -30,14 +30,7 @@ static void spike_scan_item(const int64_t* ptr, const int32_t* idx, const T* wt,
     if (t > 0) {
       const int64_t r = (t - 1) * batch + b;
       gather_sum<T, NV, PART>(x, idx, ptr[r], ptr[r + 1], wt, n, c0, part);  // x[t-1] (eq 1's input)
-      for (int q = 0; q < Q; ++q) {
-        V vn = v[q] * a_v;           // V[t] = a_v V[t-1] + I[t-1] - Th S[t-1]   (eq 2)
-        vn = vn + cur[q];
-        vn = vn - s[q] * h[q];
-        V cn = cur[q] * a_i;         // I[t] = a_i I[t-1] + x[t-1]              (eq 1)
-        cur[q] = cn + x[q];
-        v[q] = vn;
-      }
+      for (int q = 0; q < Q; ++q) lif_step(v[q], cur[q], s[q], h[q], x[q], a_i, a_v);  // eqs 1-2
     }
     for (int q = 0; q < Q; ++q) {
       s[q] = v[q] >= h[q] ? one : zero;  // eq 3
@@ -145,10 +138,10 @@ std::vector<torch::Tensor> lif_backward_spikes(torch::Tensor ptr, torch::Tensor 
                                          a_v);
             const int64_t lo = b * n + c0;
             T* gb = gbuf.data();
-            if (g && detach) backward_block<T, true, true>(vbuf.data(), cw, hp, gsp, g, gb, cw, gthp, steps, rows, n, lo, w, a_i, a_v, steep, k);
-            else if (g) backward_block<T, true, false>(vbuf.data(), cw, hp, gsp, g, gb, cw, gthp, steps, rows, n, lo, w, a_i, a_v, steep, k);
-            else if (detach) backward_block<T, false, true>(vbuf.data(), cw, hp, gsp, g, gb, cw, gthp, steps, rows, n, lo, w, a_i, a_v, steep, k);
-            else backward_block<T, false, false>(vbuf.data(), cw, hp, gsp, g, gb, cw, gthp, steps, rows, n, lo, w, a_i, a_v, steep, k);
+            with_backward_flags(g != nullptr, detach, [&](auto has_gv, auto detach_reset) {
+              backward_block<T, decltype(has_gv)::value, decltype(detach_reset)::value>(
+                  vbuf.data(), cw, hp, gsp, g, gb, cw, gthp, steps, rows, n, lo, w, a_i, a_v, steep, k);
+            });
             for (int64_t t = 0; t < steps; ++t) {
               if (gxp) std::copy(gb + t * cw, gb + t * cw + w, gxp + t * rows + lo);
               const int64_t r = t * batch + b;
