@@ -6,6 +6,10 @@ fixed threshold's, from the same initial weights and batches). *Supported* when 
 sign in every seed and its mean exceeds both the seeds' spread (max - min of the differences) and the claim's
 floor (the smallest difference we call one); *contradicted* when the same holds with the opposite sign;
 otherwise *cannot tell*, as also when fewer seeds than the claim needs have a result.
+
+Two claims are about learning itself, so a run that ends near chance (within ``LEARNED_MARGIN`` of 1 / classes)
+settles them without the rule: Fig. 4b's convergence speed *cannot tell* when no method learned, and Fig. 11b's
+"0.01 learns" is *contradicted* when the runs at 0.01 did not.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .paper import PAPER, PAPER_KEY
-from .specs import setting_label
+from .specs import LEARNED_MARGIN, setting_label
 
 __all__ = ["CANNOT_TELL", "CLAIMS", "CONTRADICTED", "Claim", "ClaimResult", "Evidence", "SUPPORTED", "assess",
            "judge"]
@@ -53,6 +57,7 @@ class Evidence:
     text: str
     min_seeds: int = 2
     beyond_spread: bool = True
+    decided: tuple[str, str] | None = None  # (verdict, reason) the measure settles itself, without `judge`
 
 
 @dataclass(frozen=True)
@@ -142,8 +147,19 @@ def _fig3_best(rec: dict, key: str) -> Evidence | None:
                     f"{_seeds(d, ' pt')}", min_seeds=1)
 
 
+def _nothing_learned(best: float | None, chance: float, where: str) -> str:
+    return (f"nothing learned at {where}: the best mean final test accuracy, {_pts(best)}, is within "
+            f"{100 * LEARNED_MARGIN:g} points of chance ({_pts(chance)})")
+
+
 def _fig4(rec: dict, key: str) -> Evidence:
-    ms = rec["settings"]["B"]["methods"]
+    st = rec["settings"]["B"]
+    ms = st["methods"]
+    if "target_accuracy" in st and st["target_accuracy"] is None:  # (records written before targets could be None)
+        best = max((m["final_test_accuracy"]["mean"] for m in ms.values() if m["final_test_accuracy"]["mean"] is not None),
+                   default=None)
+        why = _nothing_learned(best, st.get("chance_accuracy", 0.0), setting_label("B"))
+        return Evidence([], +1, 10.0, why, decided=(CANNOT_TELL, "convergence speed needs a run that learns"))
 
     def batches(m):  # a run that never reached the target counts as all its batches (a lower bound on the gain)
         e = ms[m]
@@ -194,8 +210,11 @@ def _fig11(rec: dict, key: str) -> Evidence:
     lrs = rec["ablation"]["B"]
     d = _pairs(lrs["0.01"]["final_test_accuracy"]["values"], lrs["0"]["final_test_accuracy"]["values"], 100)
     accs = ", ".join(f"lr {lr}: {_pts(r['final_test_accuracy']['mean'])}" for lr, r in lrs.items())
-    return Evidence(d, +1, 1.0, f"at {setting_label('B')}, final test accuracy {accs}; lr 0.01 minus lr 0 per seed: "
-                    f"{_seeds(d, ' pt')}")
+    text = f"at {setting_label('B')}, final test accuracy {accs}; lr 0.01 minus lr 0 per seed: {_seeds(d, ' pt')}"
+    chance, learned = rec.get("chance_accuracy", {}).get("B"), lrs["0.01"]["final_test_accuracy"]["mean"]
+    if chance is not None and learned is not None and learned < chance + LEARNED_MARGIN:
+        return Evidence(d, +1, 1.0, text, decided=(CONTRADICTED, _nothing_learned(learned, chance, "lr 0.01")))
+    return Evidence(d, +1, 1.0, text)
 
 
 CLAIMS = (
@@ -228,5 +247,7 @@ def assess(claim: Claim, records: dict, dataset: str) -> ClaimResult:
     evidence = claim.measure(rec, PAPER_KEY.get(dataset, "nmnist"))
     if evidence is None:
         return ClaimResult(claim, CANNOT_TELL, "the sweep lacks the thresholds the claim names", "")
+    if evidence.decided:
+        return ClaimResult(claim, evidence.decided[0], evidence.text, evidence.decided[1])
     verdict, reason = judge(evidence.diffs, evidence.sign, evidence.floor, evidence.min_seeds, evidence.beyond_spread)
     return ClaimResult(claim, verdict, evidence.text, reason)

@@ -18,7 +18,7 @@ from .paper import PAPER, PAPER_KEY
 from .map_section import map_section
 from .report import PARTIAL, BudgetResults
 from .sections import SECTIONS, pct, table
-from .specs import ROUSER_LR_TH
+from .specs import LEARNED_MARGIN, ROUSER_LR_TH
 
 __all__ = ["render"]
 
@@ -104,7 +104,9 @@ def _claims(results: list[BudgetResults]) -> list[str]:
             "paper's sign in every seed and its mean exceeds both the spread over seeds and the claim's floor (1 point",
             "of accuracy or of % neurons, 10 batches, 5 points for the threshold sensitivity); **contradicted** when",
             "the same holds with the opposite sign; otherwise **cannot tell at this budget**. Claims on the threshold",
-            "sweep take one seed (the paper budget sweeps with one); the others need two.", "",
+            "sweep need one seed (Fig. 3 reports one run per threshold); the others need two. Where runs end within",
+            f"{100 * LEARNED_MARGIN:g} points of chance, Fig. 4b (convergence) cannot be told and Fig. 11b (\"0.01 learns\") is contradicted",
+            "if the runs at 0.01 are among them.", "",
             table(header, rows), ""]
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 
 from ..errors import RouserError
 
-__all__ = ["ABLATION_LR_TH", "BUDGETS", "Budget", "FIG8_THRESHOLDS", "METHODS", "PAPER_PRESET", "ROUSER_LR_TH",
+__all__ = ["ABLATION_LR_TH", "BUDGETS", "Budget", "FIG8_THRESHOLDS", "LEARNED_MARGIN", "METHODS", "PAPER_PRESET", "ROUSER_LR_TH",
            "RunSpec", "SETTINGS", "THRESHOLDS", "budget_with", "get_budget", "setting_label", "setting_spec",
            "sweep_spec"]
 
@@ -23,6 +23,7 @@ ABLATION_LR_TH = (0.0, 0.001, 0.01)
 FIG8_THRESHOLDS = (0.0, 0.5, 1.0)  # Rouser started from these Th_init (paper Fig. 8)
 METHODS = ("rouser", "fixed", "fixed+wn")
 MAP_SEEDS = 3  # the rousing map's least number of seeds per cell
+LEARNED_MARGIN = 0.10  # a final test accuracy this far above chance (1 / classes) counts as having learned
 
 # the paper's network for each dataset (budgets with preset None)
 PAPER_PRESET = {"nmnist-sim": "nmnist", "nmnist": "nmnist", "gestures-sim": "dvs128", "dvs128": "dvs128",
