@@ -24,6 +24,7 @@ import time
 import numpy as np
 import torch
 
+from .allocator import keep_freed_memory
 from .bench_kinds import BUILDERS, PEERS, available, saved_bytes
 from .data import load_dataset
 from .data.base import SpikeBatch
@@ -142,6 +143,8 @@ def worker(kind: str, batches: int, batch_size: int, device_name: str, measure: 
     """
     if measure == "memory":
         _fixed_mmap_threshold()
+    else:  # as a training process runs (`rouser train`), for every kind alike
+        keep_freed_memory()
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)

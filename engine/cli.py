@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from .allocator import keep_freed_memory
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint
 from .config import TrainConfig
 from .errors import RouserError
@@ -64,6 +65,7 @@ def _train(args) -> int:
     from .train import Trainer, compare
 
     config, is_compare = _train_config(args)
+    keep_freed_memory()  # a training process: reuse each batch's large tensors (engine/allocator.py)
     warning = config.stability_warning()
     if warning and os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone
         print(f"rouser train: warning: {warning}", file=sys.stderr)
@@ -194,6 +196,8 @@ def _add_reproduce(sub) -> None:
 
 def _reproduce(args) -> int:
     from .reproduce import RUNNABLE, run_all, run_experiment
+
+    keep_freed_memory()  # as in `rouser train`; worker processes (--jobs) do the same
 
     if args.seeds is not None and args.seeds < 1:
         raise RouserError(f"--seeds must be >= 1, got {args.seeds}")

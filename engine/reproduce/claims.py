@@ -147,8 +147,8 @@ def _fig3_best(rec: dict, key: str) -> Evidence | None:
                     f"{_seeds(d, ' pt')}", min_seeds=1)
 
 
-def _nothing_learned(best: float | None, chance: float, where: str) -> str:
-    return (f"nothing learned at {where}: the best mean final test accuracy, {_pts(best)}, is within "
+def _nothing_learned(accuracy: float | None, chance: float, where: str, whose: str = "the best method's") -> str:
+    return (f"nothing learned at {where}: {whose} mean final test accuracy, {_pts(accuracy)}, is within "
             f"{100 * LEARNED_MARGIN:g} points of chance ({_pts(chance)})")
 
 
@@ -213,7 +213,7 @@ def _fig11(rec: dict, key: str) -> Evidence:
     text = f"at {setting_label('B')}, final test accuracy {accs}; lr 0.01 minus lr 0 per seed: {_seeds(d, ' pt')}"
     chance, learned = rec.get("chance_accuracy", {}).get("B"), lrs["0.01"]["final_test_accuracy"]["mean"]
     if chance is not None and learned is not None and learned < chance + LEARNED_MARGIN:
-        return Evidence(d, +1, 1.0, text, decided=(CONTRADICTED, _nothing_learned(learned, chance, "lr 0.01")))
+        return Evidence(d, +1, 1.0, text, decided=(CONTRADICTED, _nothing_learned(learned, chance, "lr 0.01", "its")))
     return Evidence(d, +1, 1.0, text)
 
 

@@ -18,6 +18,7 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
+from ..allocator import keep_freed_memory
 from ..checkpoint import CHECKPOINT_NAME
 from ..config import TrainConfig
 from ..errors import RouserError
@@ -209,6 +210,7 @@ def _train_one(args) -> None:
     """A worker process's part of `Runner.train_in_parallel`: train one run into its folder."""
     dataset, budget, out, data_root, spec, threads = args
     torch.set_num_threads(threads)
+    keep_freed_memory()
     key = (dataset, budget, out, data_root)
     if key not in _WORKER_RUNNERS:
         _WORKER_RUNNERS[key] = Runner(dataset, budget, out, data_root, quiet=True)
