@@ -45,7 +45,7 @@ def test_a_class_opens_runs_and_closes_tabs_then_sigterm(tmp_path):
                 tab.run(5000)
             tabs[0].wait_status("running · epoch")
             tabs[1].wait_status("running · epoch")
-            assert tabs[2].wait_status("queued").startswith("queued") and tabs[3].status().startswith("queued")
+            assert all(tab.wait_status("queued").startswith("queued") for tab in tabs[2:])  # each click is its own event
             time.sleep(2)
             rss_busy = server.rss_mib()
             for tab in (tabs[0], tabs[2]):  # half the tabs close: one training, one waiting
