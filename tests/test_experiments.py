@@ -209,7 +209,7 @@ def test_the_paper_budget_trains_the_paper_network_for_1000_steps_and_leaves_the
     default = TrainConfig()
     assert {f.name for f in fields(TrainConfig) if getattr(config, f.name) != getattr(default, f.name)} <= set_here
     assert all(budget.seeds_for(e) >= 2 for e in ("suboptimal", "dead-neurons", "thresholds", "ablation"))
-    assert budget.seeds_for("threshold-sweep") >= 1 and budget.sweep_thresholds == (0.25, 0.5, 1.0, 1.25, 2.0)
+    assert budget.seeds_for("threshold-sweep") >= 1 and budget.sweep_thresholds == (0.25, 0.5, 1.0, 1.25, 2.0, 3.0)
     for word in ("2312-500-500-10", "1,000", "8 epochs", "Departs from the paper"):
         assert word in budget.description
 

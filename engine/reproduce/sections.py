@@ -63,6 +63,9 @@ def _layer_header(n: int) -> list[str]:
     return [layer_label(k, n) for k in range(n)]
 
 
+PLATEAU = 0.01  # fixed thresholds whose mean accuracy ends this close to the best one's form its plateau
+
+
 def _sweep_section(dataset: str, rec: dict, asset: str) -> list[str]:
     acc = rec["accuracy"]
     paper_key = PAPER_KEY.get(dataset, "nmnist")
@@ -85,6 +88,11 @@ def _sweep_section(dataset: str, rec: dict, asset: str) -> list[str]:
                    + (f", {paper['accuracy_at_0.25']:g}% at Th = 0.25" if "accuracy_at_0.25" in paper else "")
                    + (f", {paper['accuracy_at_0']:g}% at Th = 0" if "accuracy_at_0" in paper else "")
                    + f" (a span of {paper['accuracy_at_best'] - low:g} points).")
+    top = max(fixed_means.values(), default=None)
+    near = sorted(th for th, m in fixed_means.items() if top - m <= PLATEAU)
+    if len(near) > 1:
+        out.append(f"Fixed thresholds {', '.join(f'{th:g}' for th in near)} all end within {100 * PLATEAU:g} point of "
+                   "the best: accuracy has a plateau there rather than a single best threshold.")
     if fixed_means and max(fixed_means, key=fixed_means.get) == max(fixed_means):
         out.append("The best fixed threshold is the largest one tested, so this sweep does not bracket the optimum "
                    "for this network and budget (extend it with `--thresholds`).")
