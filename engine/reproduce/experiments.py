@@ -19,7 +19,8 @@ from ..records import BatchRecord
 from .paper import PAPER
 from .runner import Runner
 from .runs import RunResult
-from .specs import ABLATION_LR_TH, FIG8_THRESHOLDS, LEARNED_MARGIN, METHODS, SETTINGS, THRESHOLDS, setting_label, setting_spec, sweep_spec
+from .specs import (ABLATION_LR_TH, FIG8_THRESHOLDS, LEARNED_MARGIN, METHODS, SETTINGS, THRESHOLDS, setting_label,
+                    setting_spec, sweep_spec)
 from .tables import first_reaching, smooth, stats, write_csv
 
 __all__ = ["Context", "EXPERIMENTS"]
@@ -140,7 +141,7 @@ def exp_suboptimal(ctx: Context) -> dict:
                               epochs_to_target=dict(per_seed=ep, reached=sum(x is not None for x in ep), stats=stats(ep)),
                               batches_to_target=dict(per_seed=bt, reached=sum(x is not None for x in bt), stats=stats(bt)))
         summary[st] = dict(settings=dict(zip(("th_init", "tau", "scale"), SETTINGS[st])), target_accuracy=target,
-                           chance_accuracy=chance, methods=methods)
+                           best_accuracy=best, chance_accuracy=chance, methods=methods)
     ctx.csv("suboptimal_epochs.csv", epoch_rows)
     ctx.csv("suboptimal_batches.csv", batch_rows)
 
