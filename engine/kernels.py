@@ -11,17 +11,18 @@ input spikes, summing x[t-1] in registers at the step that uses it (x is never s
 
 The module is compiled for this machine's instruction set (``-march=native``); its name carries a digest
 of the CPU's flags, the sources and the compiler flags, so a build cache shared between machines or checkouts
-never loads a foreign build. A build lock left by a killed build is removed after ``STALE_LOCK_SECONDS``. It is
+never loads a foreign build. Builds take an OS file lock first, so a PyTorch build lock left by a killed
+process is found stale and removed instead of being waited on forever. It is
 built with OpenMP (``at::parallel_for`` runs serially without it) and shares PyTorch's runtime: the
 library it needs, libgomp.so.1, is the one PyTorch has already loaded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
-import time
 import warnings
 from pathlib import Path
 
@@ -38,9 +39,6 @@ _failed: str | None = None
 
 _CFLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fopenmp"]
 _LDFLAGS = ["-fopenmp", "-lmvec"]
-STALE_LOCK_SECONDS = 900  # a build takes a minute or two; a lock this old was left by a build that was killed
-
-
 def _cpu_text() -> str:
     """The CPU model and flags (the build targets them)."""
     try:
@@ -53,23 +51,41 @@ def _cpu_text() -> str:
 
 
 def _build_name(sources: list[str]) -> str:
-    """The build's folder name: a digest of the CPU, the sources and the flags, so that checkouts with different
-    sources (a background run from an older snapshot, say) never rebuild over each other's module."""
-    text = "\0".join([_cpu_text(), *sources, *_CFLAGS, *_LDFLAGS])
+    """The build's folder name: a digest of the CPU, the sources, the flags and the PyTorch install (its headers
+    and library), so that checkouts with other sources, or environments with another PyTorch, never rebuild over
+    each other's module."""
+    import torch
+
+    text = "\0".join([_cpu_text(), *sources, *_CFLAGS, *_LDFLAGS, str(Path(torch.__file__).parent), torch.__version__])
     return f"rouser_cpu_{hashlib.sha1(text.encode()).hexdigest()[:12]}"
 
 
-def _clear_stale_lock(name: str) -> None:
-    """Remove the build lock a killed build left behind; PyTorch would otherwise wait on it forever."""
+def _build_root() -> Path:
     from torch.utils.cpp_extension import get_default_build_root
 
-    lock = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root()) / name / "lock"
-    try:
-        if time.time() - lock.stat().st_mtime > STALE_LOCK_SECONDS:
-            lock.unlink()
-            warnings.warn(f"removed a stale kernel build lock ({lock}) left by a build that was stopped", stacklevel=3)
-    except FileNotFoundError:
-        pass
+    return Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root())
+
+
+@contextlib.contextmanager
+def _build_lock(name: str):
+    """Hold an OS file lock on the build of ``name`` (the OS releases it if this process dies), and under it remove
+    the lock file that PyTorch's own build lock leaves behind when a process is killed holding it: every process
+    that builds or loads ``name`` takes this lock first, so under it that file can only be stale. PyTorch would
+    otherwise wait on it forever."""
+    root = _build_root()
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f"{name}.flock", "w") as handle:
+        try:
+            import fcntl
+        except ImportError:  # no fcntl (Windows): PyTorch's own lock alone
+            yield
+            return
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        stale = root / name / "lock"
+        if stale.exists():
+            stale.unlink()
+            warnings.warn(f"removed a kernel build lock ({stale}) left by a process that was stopped", stacklevel=3)
+        yield
 
 
 def cpu_kernel():
@@ -84,9 +100,9 @@ def cpu_kernel():
 
                 sources = [p.read_text() for p in _SOURCES]
                 name = _build_name(sources)
-                _clear_stale_lock(name)
-                _module = load_inline(name=name, cpp_sources=sources, functions=_FUNCTIONS, extra_cflags=_CFLAGS,
-                                      extra_ldflags=_LDFLAGS, verbose=False)
+                with _build_lock(name):
+                    _module = load_inline(name=name, cpp_sources=sources, functions=_FUNCTIONS, extra_cflags=_CFLAGS,
+                                          extra_ldflags=_LDFLAGS, verbose=False)
             except Exception as exc:  # no compiler or ninja: the PyTorch loop does the same work
                 _failed = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     return _module
