@@ -20,11 +20,20 @@ import ctypes
 import ctypes.util
 import os
 
-__all__ = ["KEEP_BYTES", "keep_freed_memory"]
+__all__ = ["KEEP_BYTES", "hand_back_freed_memory", "keep_freed_memory"]
 
 KEEP_BYTES = 1 << 30  # freed memory at the top of the heap beyond this is handed back to the system
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4  # mallopt parameters (malloc.h)
 _done = False
+
+
+def _mallopt(*settings: tuple[int, int]) -> bool:
+    """Apply glibc mallopt settings; whether all took effect (False under another C library)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return all([bool(libc.mallopt(param, value)) for param, value in settings])
+    except (OSError, AttributeError):
+        return False
 
 
 def keep_freed_memory() -> bool:
@@ -36,9 +45,11 @@ def keep_freed_memory() -> bool:
         return True
     if os.environ.get("ROUSER_KEEP_FREED_MEMORY") == "0":
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        _done = bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, KEEP_BYTES))
-    except (OSError, AttributeError):
-        _done = False
+    _done = _mallopt((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, KEEP_BYTES))
     return _done
+
+
+def hand_back_freed_memory() -> bool:
+    """The opposite, for measuring memory (`rouser bench`): serve every allocation above 1 MiB by mmap, so freed
+    tensors leave the RSS at once and peak RSS counts the tensors alive, not the allocator's caching."""
+    return _mallopt((_M_MMAP_THRESHOLD, 1 << 20))

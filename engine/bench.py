@@ -24,7 +24,7 @@ import time
 import numpy as np
 import torch
 
-from .allocator import keep_freed_memory
+from .allocator import hand_back_freed_memory, keep_freed_memory
 from .bench_kinds import BUILDERS, PEERS, available, saved_bytes
 from .data import load_dataset
 from .data.base import SpikeBatch
@@ -44,20 +44,6 @@ def _status_mb(field: str) -> float:
             if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024.0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _fixed_mmap_threshold() -> None:
-    """Serve every allocation above 1 MiB by mmap, so freed tensors leave the RSS at once (all kinds alike).
-
-    glibc otherwise raises its mmap threshold after the first large free and keeps later tensors on a heap
-    that never shrinks, and peak RSS then reports allocator caching rather than the tensors alive.
-    """
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        pass
 
 
 def _reset_peak() -> None:
@@ -137,12 +123,12 @@ def worker(kind: str, batches: int, batch_size: int, device_name: str, measure: 
     """Measure one kind in this process: samples/s (``measure="speed"``), or peak memory and the bytes autograd
     keeps for backward per neuron-step (``"memory"``) on the 2312-hidden-hidden-10 network.
 
-    Memory is measured in a process of its own with glibc's mmap threshold fixed (see _fixed_mmap_threshold),
+    Memory is measured in a process of its own with glibc's mmap threshold fixed (``hand_back_freed_memory``),
     which makes large allocations slower, so it never shares a process with a speed measurement. Training
     memory is the peak over the timed steps above the process before the model was built.
     """
     if measure == "memory":
-        _fixed_mmap_threshold()
+        hand_back_freed_memory()
     else:  # as a training process runs (`rouser train`), for every kind alike
         keep_freed_memory()
     if threads:

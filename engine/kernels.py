@@ -10,8 +10,8 @@ selects a row of weights to add), and the CSR builders. ``spike_scan.cpp``: the 
 input spikes, summing x[t-1] in registers at the step that uses it (x is never stored), forward and backward.
 
 The module is compiled for this machine's instruction set (``-march=native``); its name carries a digest
-of the CPU's flags, the sources and the compiler flags, so a build cache shared between machines or checkouts
-never loads a foreign build. Builds take an OS file lock first, so a PyTorch build lock left by a killed
+of the CPU's flags, the sources, the compiler flags and the PyTorch install, so a build cache shared between
+machines, checkouts or environments never loads (or rebuilds over) a foreign build. Builds take an OS file lock first, so a PyTorch build lock left by a killed
 process is found stale and removed instead of being waited on forever. It is
 built with OpenMP (``at::parallel_for`` runs serially without it) and shares PyTorch's runtime: the
 library it needs, libgomp.so.1, is the one PyTorch has already loaded.
@@ -26,19 +26,25 @@ import threading
 import warnings
 from pathlib import Path
 
+try:
+    import fcntl
+except ImportError:
+    fcntl = None
+
 __all__ = ["cpu_kernel", "kernel_error"]
 
 _SOURCES = [Path(__file__).with_name(name) for name in ("lif_kernel.cpp", "spike_kernel.cpp", "spike_scan.cpp")]
 _FUNCTIONS = ["lif_forward", "lif_backward", "spike_product", "spike_weight_grad", "dense_to_csr", "pairs_to_csr",
               "lif_forward_spikes", "lif_backward_spikes"]
 
+_CFLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fopenmp"]
+_LDFLAGS = ["-fopenmp", "-lmvec"]
+
 _lock = threading.Lock()
 _module = None
 _failed: str | None = None
 
 
-_CFLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fopenmp"]
-_LDFLAGS = ["-fopenmp", "-lmvec"]
 def _cpu_text() -> str:
     """The CPU model and flags (the build targets them)."""
     try:
@@ -75,16 +81,12 @@ def _build_lock(name: str):
     root = _build_root()
     root.mkdir(parents=True, exist_ok=True)
     with open(root / f"{name}.flock", "w") as handle:
-        try:
-            import fcntl
-        except ImportError:  # no fcntl (Windows): PyTorch's own lock alone
-            yield
-            return
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        stale = root / name / "lock"
-        if stale.exists():
-            stale.unlink()
-            warnings.warn(f"removed a kernel build lock ({stale}) left by a process that was stopped", stacklevel=3)
+        if fcntl is not None:  # (Windows has none: PyTorch's own lock alone)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            stale = root / name / "lock"
+            if stale.exists():
+                stale.unlink()
+                warnings.warn(f"removed a kernel build lock ({stale}) left by a process that was stopped", stacklevel=3)
         yield
 
 

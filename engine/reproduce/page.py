@@ -105,8 +105,8 @@ def _claims(results: list[BudgetResults]) -> list[str]:
             "of accuracy or of % neurons, 10 batches, 5 points for the threshold sensitivity); **contradicted** when",
             "the same holds with the opposite sign; otherwise **cannot tell at this budget**. Claims on the threshold",
             "sweep need one seed (Fig. 3 reports one run per threshold); the others need two. Where runs end within",
-            f"{100 * LEARNED_MARGIN:g} points of chance, Fig. 4b (convergence) cannot be told and Fig. 11b (\"0.01 learns\") is contradicted",
-            "if the runs at 0.01 are among them.", "",
+            f"{100 * LEARNED_MARGIN:g} points of chance, Fig. 4b (convergence) cannot be told and Fig. 11b "
+            "(\"0.01 learns\") is contradicted", "if the runs at 0.01 are among them.", "",
             table(header, rows), ""]
 
 
