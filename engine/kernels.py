@@ -11,10 +11,10 @@ input spikes, summing x[t-1] in registers at the step that uses it (x is never s
 
 The module is compiled for this machine's instruction set (``-march=native``); its name carries a digest
 of the CPU's flags, the sources, the compiler flags and the PyTorch install, so a build cache shared between
-machines, checkouts or environments never loads (or rebuilds over) a foreign build. Builds take an OS file lock first, so a PyTorch build lock left by a killed
-process is found stale and removed instead of being waited on forever. It is
-built with OpenMP (``at::parallel_for`` runs serially without it) and shares PyTorch's runtime: the
-library it needs, libgomp.so.1, is the one PyTorch has already loaded.
+machines, checkouts or environments never loads (or rebuilds over) a foreign build. Every build and load takes an
+OS file lock first, so a PyTorch build lock left by a killed process is found stale and removed instead of being
+waited on forever. It is built with OpenMP (``at::parallel_for`` runs serially without it) and shares PyTorch's
+runtime: the library it needs, libgomp.so.1, is the one PyTorch has already loaded.
 """
 
 from __future__ import annotations
@@ -66,10 +66,13 @@ def _build_name(sources: list[str]) -> str:
     return f"rouser_cpu_{hashlib.sha1(text.encode()).hexdigest()[:12]}"
 
 
-def _build_root() -> Path:
-    from torch.utils.cpp_extension import get_default_build_root
+def _build_directory(name: str) -> Path:
+    """The folder PyTorch builds ``name`` in, with its build lock (``lock``): $TORCH_EXTENSIONS_DIR/name, or by
+    default a subfolder per Python and accelerator of the cache root (``~/.cache/torch_extensions/py311_cpu/name``).
+    PyTorch's own function decides, so the two can never disagree."""
+    from torch.utils.cpp_extension import _get_build_directory
 
-    return Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root())
+    return Path(_get_build_directory(name, verbose=False))
 
 
 @contextlib.contextmanager
@@ -78,12 +81,11 @@ def _build_lock(name: str):
     the lock file that PyTorch's own build lock leaves behind when a process is killed holding it: every process
     that builds or loads ``name`` takes this lock first, so under it that file can only be stale. PyTorch would
     otherwise wait on it forever."""
-    root = _build_root()
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / f"{name}.flock", "w") as handle:
+    folder = _build_directory(name)  # (created by PyTorch)
+    with open(folder.parent / f"{name}.flock", "w") as handle:
         if fcntl is not None:  # (Windows has none: PyTorch's own lock alone)
             fcntl.flock(handle, fcntl.LOCK_EX)
-            stale = root / name / "lock"
+            stale = folder / "lock"
             if stale.exists():
                 stale.unlink()
                 warnings.warn(f"removed a kernel build lock ({stale}) left by a process that was stopped", stacklevel=3)
@@ -102,9 +104,9 @@ def cpu_kernel():
 
                 sources = [p.read_text() for p in _SOURCES]
                 name = _build_name(sources)
-                with _build_lock(name):
-                    _module = load_inline(name=name, cpp_sources=sources, functions=_FUNCTIONS, extra_cflags=_CFLAGS,
-                                          extra_ldflags=_LDFLAGS, verbose=False)
+                with _build_lock(name):  # (copies of the flags: PyTorch appends its own to the lists it is given)
+                    _module = load_inline(name=name, cpp_sources=sources, functions=_FUNCTIONS,
+                                          extra_cflags=list(_CFLAGS), extra_ldflags=list(_LDFLAGS), verbose=False)
             except Exception as exc:  # no compiler or ninja: the PyTorch loop does the same work
                 _failed = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     return _module

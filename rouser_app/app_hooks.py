@@ -7,9 +7,14 @@ Absolute imports: the hooks must share `rouser_app.worker`'s run registry with t
 
 
 def on_server_loaded(server_context) -> None:
-    """Before any page imports torch: passive OpenMP waits. No tracebacks in the log for browsers that went away."""
+    """Before any page imports torch: passive OpenMP waits. No tracebacks in the log for browsers that went away.
+    SIGUSR1 writes every thread's stack to the log (`kill -USR1 PID`: where a stuck server waits)."""
+    import faulthandler
+    import signal
+
     from rouser_app.serving import passive_thread_waits, quiet_closed_sockets, tolerate_dropped_connections
 
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     passive_thread_waits()
     quiet_closed_sockets()
     tolerate_dropped_connections()

@@ -68,8 +68,11 @@ class ServerProcess:
                 break
             except OSError:
                 if self.proc.poll() is not None or time.perf_counter() - began > timeout:
+                    if self.proc.poll() is None:  # stuck: its threads' stacks go to the log (app_hooks.py)
+                        self.proc.send_signal(signal.SIGUSR1)
+                        time.sleep(2.0)
                     self.kill()
-                    raise RuntimeError(f"the server did not start: {self.log()[-2000:]}") from None
+                    raise RuntimeError(f"the server did not start: {self.log()[-6000:]}") from None
                 time.sleep(0.5)
         self.startup_s = time.perf_counter() - began
         return self

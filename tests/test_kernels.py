@@ -4,6 +4,9 @@ Every fast path must give the reference's spikes exactly, and V and gradients wi
 reset_grad modes. Sizes are small: these run in CI on 2 cores.
 """
 
+import os
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -164,3 +167,30 @@ def test_build_name_follows_the_sources_and_a_stale_lock_is_removed(tmp_path, mo
         warnings.simplefilter("error")
         with kernels._build_lock("mod"):  # nothing left behind: nothing to say
             pass
+
+
+def test_a_process_loads_the_kernel_past_a_lock_left_in_its_real_build_folder(tmp_path):
+    """End to end, where PyTorch really keeps the build: a `lock` file left there by a killed process (found by
+    where the built module lies, not by asking the code under test) must not make the next process wait."""
+    import subprocess
+    import sys
+
+    from engine import kernels
+    from torch.utils.cpp_extension import get_default_build_root
+
+    module = kernels.cpu_kernel()
+    if module is None:
+        pytest.skip(f"the kernel cannot be built here: {kernels.kernel_error()}")
+    name = module.__name__
+    root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root())
+    (built,) = root.rglob(f"{name}/{name}.so")
+    lock = built.parent / "lock"
+    lock.touch()
+    try:
+        done = subprocess.run([sys.executable, "-c", "from engine.kernels import cpu_kernel, kernel_error\n"
+                               "assert cpu_kernel() is not None, kernel_error()"],
+                              capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[1])
+        assert done.returncode == 0, done.stderr
+        assert "removed a kernel build lock" in done.stderr and not lock.exists()
+    finally:
+        lock.unlink(missing_ok=True)
