@@ -169,7 +169,7 @@ def test_build_name_follows_the_sources_and_a_stale_lock_is_removed(tmp_path, mo
             pass
 
 
-def test_a_process_loads_the_kernel_past_a_lock_left_in_its_real_build_folder(tmp_path):
+def test_a_process_loads_the_kernel_past_a_lock_left_in_its_real_build_folder():
     """End to end, where PyTorch really keeps the build: a `lock` file left there by a killed process (found by
     where the built module lies, not by asking the code under test) must not make the next process wait."""
     import subprocess
